@@ -1,0 +1,42 @@
+# `make run` and `make test` are all a newcomer needs; both create .venv on first use.
+SHELL := /bin/bash
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+# Touched after a successful install, so pip only runs again when a requirements file changes.
+STAMP := $(VENV)/.installed
+# The second test pass: the integration tests again on real servers (CI provides both).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test test-services chromium migrate
+
+$(STAMP): requirements/base.txt requirements/prod.txt requirements/dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --no-input
+
+# Web server and Celery worker (with its beat scheduler) together; Ctrl-C stops both.
+run: migrate
+	@echo "Colorizer is starting at http://127.0.0.1:$(PORT)/ (Ctrl-C stops the web server and the worker)"
+	@trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
+	$(VENV)/bin/celery -A colorizer_site worker --beat --concurrency=1 --loglevel=info & worker=$$!; \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Debian's Chromium drives the browser tests (Playwright's own download is not used).
+chromium:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+# Everything on the embedded defaults (SQLite, filesystem broker), then the integration tests
+# again on PostgreSQL and Redis.
+test: $(STAMP) chromium
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-services
+
+test-services: $(STAMP) chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m services

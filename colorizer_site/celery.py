@@ -1,0 +1,10 @@
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "colorizer_site.settings.base")
+
+app = Celery("colorizer_site")
+# All Celery configuration lives in Django settings as CELERY_* names.
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

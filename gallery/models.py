@@ -1,0 +1,84 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def _original_path(photo, filename):
+    # The user's filename is kept in a field; storage names must not be guessable or clash.
+    return f"originals/{photo.id}{_suffix(filename)}"
+
+
+def _result_path(job, filename):
+    return f"results/{job.id}.png"
+
+
+def _thumbnail_path(job, filename):
+    return f"thumbnails/{job.id}.jpg"
+
+
+def _suffix(filename):
+    dot = filename.rfind(".")
+    return filename[dot:].lower() if dot > 0 and len(filename) - dot <= 6 else ""
+
+
+class Photo(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
+    # Exactly the bytes that were uploaded; never rewritten.
+    original = models.FileField(upload_to=_original_path, max_length=255)
+    original_filename = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    byte_size = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    # Pillow's name for the file format (JPEG, PNG, TIFF...).
+    format = models.CharField(max_length=16)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["owner", "-created"], name="photo_owner_newest")]
+
+    def __str__(self):
+        return self.original_filename
+
+    @property
+    def current_job(self):
+        """The newest job: what the user sees. Uses prefetched jobs when present."""
+        return next(iter(self.jobs.all()), None)
+
+    @property
+    def megapixels(self):
+        return self.width * self.height / 1e6
+
+
+class ColorizationJob(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="jobs")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    result = models.FileField(upload_to=_result_path, blank=True, max_length=255)
+    thumbnail = models.FileField(upload_to=_thumbnail_path, blank=True, max_length=255)
+    model_version = models.CharField(max_length=100, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-queued_at"]
+
+    def __str__(self):
+        return f"{self.photo} ({self.state})"
+
+    @property
+    def is_finished(self):
+        return self.state in (self.State.SUCCEEDED, self.State.FAILED)
