@@ -50,16 +50,21 @@ class Photo(models.Model):
         return next(iter(self.jobs.all()), None)
 
     @property
+    def latest_result_job(self):
+        """The newest job with a result: "colorize again" keeps showing it until it is replaced."""
+        return next((job for job in self.jobs.all() if job.state == ColorizationJob.State.SUCCEEDED), None)
+
+    @property
     def megapixels(self):
         return self.width * self.height / 1e6
 
 
 class ColorizationJob(models.Model):
     class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="jobs")

@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from . import services
+from .models import ColorizationJob, Photo
+
+
+class ColorizationJobInline(admin.TabularInline):
+    model = ColorizationJob
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["state", "error", "model_version", "queued_at", "started_at", "finished_at", "attempts"]
+
+    def has_add_permission(self, request, obj):
+        return False
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    list_display = ["original_filename", "owner", "format", "width", "height", "byte_size", "created"]
+    list_filter = ["format", "created"]
+    search_fields = ["original_filename", "owner__username", "sha256"]
+    # Stored files are private: shown by name, never linked (that would bypass the owner check).
+    readonly_fields = [
+        "id", "owner", "stored_original", "original_filename", "sha256", "byte_size", "width", "height", "format", "created"
+    ]
+    exclude = ["original"]
+    inlines = [ColorizationJobInline]
+
+    def has_add_permission(self, request):
+        return False  # photos come in through upload validation only
+
+    @admin.display(description="stored as")
+    def stored_original(self, photo):
+        return photo.original.name
+
+    # Deleting here must remove the stored files too.
+    def delete_model(self, request, photo):
+        services.delete_photo(photo)
+
+    def delete_queryset(self, request, queryset):
+        for photo in queryset:
+            services.delete_photo(photo)
+
+
+@admin.register(ColorizationJob)
+class ColorizationJobAdmin(admin.ModelAdmin):
+    list_display = ["photo", "state", "attempts", "model_version", "queued_at", "finished_at"]
+    list_filter = ["state", "model_version"]
+    search_fields = ["photo__original_filename", "photo__owner__username", "error"]
+    list_select_related = ["photo"]
+    readonly_fields = [
+        "id", "photo", "state", "error", "stored_result", "stored_thumbnail", "model_version",
+        "queued_at", "started_at", "finished_at", "attempts",
+    ]
+    exclude = ["result", "thumbnail"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a job goes with its photo, which also removes the job's files
+
+    @admin.display(description="result stored as")
+    def stored_result(self, job):
+        return job.result.name
+
+    @admin.display(description="thumbnail stored as")
+    def stored_thumbnail(self, job):
+        return job.thumbnail.name

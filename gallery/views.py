@@ -1,0 +1,199 @@
+"""Server-rendered pages. Each view checks ownership and hands the work to gallery.services."""
+
+import uuid
+from pathlib import PurePath
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import UserCreationForm
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from . import services
+from .models import ColorizationJob, Photo
+
+PHOTOS_PER_PAGE = 24
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+# Formats a browser's <img> cannot show are previewed as PNG.
+NOT_IN_BROWSERS = {"TIFF"}
+
+
+@login_not_required
+def signup(request):
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.save())
+        return redirect("gallery:index")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def index(request):
+    page = Paginator(_photos_of(request.user), PHOTOS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "gallery/index.html", {"page": page})
+
+
+def upload(request):
+    if request.method != "POST":
+        limits = {
+            "max_mb": settings.COLORIZER_MAX_UPLOAD_BYTES / 1e6,
+            "max_megapixels": settings.COLORIZER_MAX_PIXELS / 1e6,
+        }
+        return render(request, "gallery/upload.html", limits)
+    results = []
+    for uploaded_file in request.FILES.getlist("files"):
+        try:
+            photo = services.upload_photo(request.user, uploaded_file)
+        except services.UploadRejected as refusal:
+            results.append({"name": uploaded_file.name, "code": refusal.code, "message": refusal.message})
+        else:
+            results.append({"name": photo.original_filename, "photo": _status(photo)})
+    # The upload page's script sends each file on its own and wants JSON; without script the
+    # form posts them all and gets the gallery back with one message per file.
+    if request.get_preferred_type(["text/html", "application/json"]) == "application/json":
+        return JsonResponse({"results": results})
+    for result in results:
+        if "photo" in result:
+            messages.success(request, f"{result['name']} uploaded; colorizing it now.")
+        else:
+            messages.error(request, result["message"])
+    if not results:
+        messages.error(request, "Choose at least one image to upload.")
+        return redirect("gallery:upload")
+    return redirect("gallery:index")
+
+
+@require_GET
+def status(request):
+    """States of the requested photos, for pages that update themselves while jobs run."""
+    ids = []
+    for value in request.GET.get("ids", "").split(",")[:PHOTOS_PER_PAGE * 2]:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    photos = _photos_of(request.user).filter(id__in=ids)
+    return JsonResponse({"photos": {str(photo.id): _status(photo) for photo in photos}})
+
+
+def photo_detail(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    if photo.format in NOT_IN_BROWSERS:
+        before_url = reverse("gallery:original_png", args=[photo.id])
+    else:
+        before_url = reverse("gallery:original", args=[photo.id])
+    return render(
+        request,
+        "gallery/photo.html",
+        {"photo": photo, "job": photo.current_job, "result_job": photo.latest_result_job, "before_url": before_url},
+    )
+
+
+@cache_control(private=True)
+def original(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    return FileResponse(
+        photo.original.open("rb"),
+        as_attachment="download" in request.GET,
+        filename=photo.original_filename,
+        content_type=CONTENT_TYPES[photo.format],
+    )
+
+
+@cache_control(private=True)
+def original_png(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    return HttpResponse(services.converted_image(photo.original, "PNG"), content_type="image/png")
+
+
+@cache_control(private=True)
+def result_png(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    return FileResponse(
+        _result_job(photo).result.open("rb"),
+        as_attachment="download" in request.GET,
+        filename=_result_filename(photo, ".png"),
+        content_type="image/png",
+    )
+
+
+@cache_control(private=True)
+def result_jpg(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    response = HttpResponse(services.converted_image(_result_job(photo).result, "JPEG"), content_type="image/jpeg")
+    response["Content-Disposition"] = content_disposition_header(
+        "download" in request.GET, _result_filename(photo, ".jpg")
+    )
+    return response
+
+
+@cache_control(private=True)
+def thumbnail(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    return FileResponse(_result_job(photo).thumbnail.open("rb"), content_type="image/jpeg")
+
+
+@require_POST
+def colorize(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    services.colorize_photo(photo)
+    messages.success(request, f"{photo.original_filename} is queued to be colorized again.")
+    return redirect("gallery:photo", photo_id=photo.id)
+
+
+@require_POST
+def delete(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    services.delete_photo(photo)
+    messages.success(request, f"{photo.original_filename} and its colorized versions were deleted.")
+    return redirect("gallery:index")
+
+
+def _photos_of(user):
+    return Photo.objects.filter(owner=user).prefetch_related(
+        Prefetch("jobs", queryset=ColorizationJob.objects.order_by("-queued_at"))
+    )
+
+
+def _owned_photo(request, photo_id):
+    # Someone else's photo is indistinguishable from a missing one.
+    return get_object_or_404(_photos_of(request.user), pk=photo_id)
+
+
+def _result_job(photo):
+    job = photo.latest_result_job
+    if job is None:
+        raise Http404("This photo has not been colorized yet.")
+    return job
+
+
+def _result_filename(photo, suffix):
+    return f"{PurePath(photo.original_filename).stem}-colorized{suffix}"
+
+
+def _status(photo):
+    job = photo.current_job
+    result_job = photo.latest_result_job
+    return {
+        "id": str(photo.id),
+        "url": reverse("gallery:photo", args=[photo.id]),
+        "state": job.state,
+        "label": job.get_state_display(),
+        "error": job.error if job.state == ColorizationJob.State.FAILED else "",
+        "thumbnail": reverse("gallery:thumbnail", args=[photo.id]) + f"?v={result_job.id}" if result_job else None,
+    }
