@@ -29,12 +29,23 @@ def colorizer(settings, weights_file):
     settings.COLORIZER_SIZE = 64
 
 
-@pytest.fixture
-def celery_worker(transactional_db, colorizer):
-    """A real worker (in a thread) on the configured broker: Redis or the filesystem one."""
+@pytest.fixture(scope="session")
+def _running_worker():
+    """A real worker (in a thread) on the configured broker, Redis or the filesystem one.
+
+    Started once: it reads settings and the database only while running a task, so each test's
+    own settings and data are what its jobs see.
+    """
     celery_app.control.purge()
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=60, loglevel="WARNING"):
         yield
+
+
+@pytest.fixture
+def celery_worker(transactional_db, colorizer, _running_worker):
+    yield
+    # A message a test left behind must not reach the next test's database.
+    celery_app.control.purge()
 
 
 @pytest.fixture
