@@ -33,6 +33,11 @@ class PhotoAdmin(admin.ModelAdmin):
     def stored_original(self, photo):
         return photo.original.name
 
+    def get_deleted_objects(self, objs, request):
+        # Jobs cannot be deleted on their own, yet they go with their photo.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - {ColorizationJob._meta.verbose_name}, protected
+
     # Deleting here must remove the stored files too.
     def delete_model(self, request, photo):
         services.delete_photo(photo)
@@ -58,7 +63,7 @@ class ColorizationJobAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return False  # a job goes with its photo, which also removes the job's files
+        return False  # a photo needs its jobs; they go with it, files and all
 
     @admin.display(description="result stored as")
     def stored_result(self, job):

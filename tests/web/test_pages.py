@@ -1,0 +1,198 @@
+"""Pages, file downloads and actions through Django's test client: who may see and do what."""
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from gallery import services
+from gallery.models import ColorizationJob, Photo
+
+from .helpers import image_bytes, stored_files
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def photo(alice, colorizer):
+    """Alice's photo, colorized (the job is run here, as the worker would run it)."""
+    photo = services.upload_photo(alice, SimpleUploadedFile("grandma.tif", image_bytes("TIFF", size=(90, 60))))
+    services.run_job(photo.jobs.get().id)
+    return photo
+
+
+PHOTO_URLS = [
+    "/photos/{id}/",
+    "/photos/{id}/original",
+    "/photos/{id}/original?download=1",
+    "/photos/{id}/original.png",
+    "/photos/{id}/result.png",
+    "/photos/{id}/result.png?download=1",
+    "/photos/{id}/result.jpg",
+    "/photos/{id}/result.jpg?download=1",
+    "/photos/{id}/thumbnail",
+]
+PHOTO_ACTIONS = ["/photos/{id}/colorize", "/photos/{id}/delete"]
+
+
+@pytest.mark.parametrize("url", PHOTO_URLS)
+def test_it_checks_owner(client, photo, alice, bob, url):
+    client.force_login(alice)
+    assert client.get(url.format(id=photo.id)).status_code == 200
+
+    client.force_login(bob)
+    assert client.get(url.format(id=photo.id)).status_code == 404
+
+
+@pytest.mark.parametrize("url", PHOTO_ACTIONS)
+def test_it_checks_owner_of_actions(client, photo, bob, media, url):
+    files_before = stored_files(media)
+    client.force_login(bob)
+
+    assert client.post(url.format(id=photo.id)).status_code == 404
+
+    assert [job.state for job in photo.jobs.all()] == ["succeeded"]
+    assert stored_files(media) == files_before
+
+
+def test_it_checks_owner_of_states(client, photo, alice, bob):
+    client.force_login(bob)
+    assert client.get(f"/photos/status.json?ids={photo.id}").json() == {"photos": {}}
+
+    client.force_login(alice)
+    status = client.get(f"/photos/status.json?ids={photo.id},not-an-id").json()["photos"][str(photo.id)]
+    assert status["state"] == "succeeded" and status["label"] == "Done"
+
+
+def test_it_checks_owner_in_the_gallery(client, photo, bob):
+    client.force_login(bob)
+
+    page = client.get("/").content.decode()
+
+    assert "grandma.tif" not in page and "No photos yet" in page
+
+
+@pytest.mark.parametrize("url", ["/", "/upload/", "/photos/status.json", *PHOTO_URLS])
+def test_every_page_needs_a_session(client, photo, url):
+    url = url.format(id=photo.id)
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_downloads_are_full_resolution(client, photo, alice):
+    client.force_login(alice)
+
+    png = client.get(f"/photos/{photo.id}/result.png?download=1")
+    jpeg = client.get(f"/photos/{photo.id}/result.jpg?download=1")
+    original = client.get(f"/photos/{photo.id}/original?download=1")
+
+    assert png["Content-Disposition"] == 'attachment; filename="grandma-colorized.png"'
+    assert jpeg["Content-Disposition"] == 'attachment; filename="grandma-colorized.jpg"'
+    assert original["Content-Disposition"] == 'attachment; filename="grandma.tif"'
+    assert Image.open(io.BytesIO(b"".join(png.streaming_content))).size == (90, 60)
+    assert Image.open(io.BytesIO(jpeg.content)).format == "JPEG"
+    assert Image.open(io.BytesIO(jpeg.content)).size == (90, 60)
+    with photo.original.open("rb") as stored:
+        assert b"".join(original.streaming_content) == stored.read()
+
+
+def test_the_photo_page_compares_before_and_after(client, photo, alice):
+    client.force_login(alice)
+
+    page = client.get(f"/photos/{photo.id}/").content.decode()
+
+    job = photo.jobs.get()
+    assert f'src="/photos/{photo.id}/result.png?v={job.id}"' in page
+    # Browsers cannot show TIFF: the "before" side is a PNG rendering of it.
+    assert f'src="/photos/{photo.id}/original.png"' in page
+    assert job.model_version in page
+
+
+def test_colorize_again_queues_a_new_job(client, photo, alice, django_capture_on_commit_callbacks):
+    client.force_login(alice)
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        response = client.post(f"/photos/{photo.id}/colorize")
+
+    assert response.status_code == 302
+    assert [job.state for job in photo.jobs.all()] == ["queued", "succeeded"]
+    assert len(enqueued) == 1
+    # The previous result stays on show until the new one replaces it.
+    assert client.get(f"/photos/{photo.id}/result.png").status_code == 200
+
+
+def test_delete_removes_every_stored_file(client, photo, alice, media, django_capture_on_commit_callbacks):
+    services.run_job(services.colorize_photo(photo).id)  # a second result and thumbnail
+    assert len(stored_files(media)) == 5
+    client.force_login(alice)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/photos/{photo.id}/delete")
+
+    assert response.status_code == 302
+    assert stored_files(media) == []
+    assert not Photo.objects.exists() and not ColorizationJob.objects.exists()
+
+
+def test_actions_need_post(client, photo, alice):
+    client.force_login(alice)
+
+    assert client.get(f"/photos/{photo.id}/delete").status_code == 405
+    assert client.get(f"/photos/{photo.id}/colorize").status_code == 405
+    assert Photo.objects.filter(id=photo.id).exists()
+
+
+def test_the_gallery_is_newest_first_and_paginated(client, alice):
+    names = [f"photo-{number:02}.png" for number in range(30)]
+    for name in names:
+        services.upload_photo(alice, SimpleUploadedFile(name, image_bytes("PNG", size=(8, 8))))
+    client.force_login(alice)
+
+    first = client.get("/").context["page"]
+    second = client.get("/?page=2").context["page"]
+
+    assert [photo.original_filename for photo in first] == names[::-1][:24]
+    assert [photo.original_filename for photo in second] == names[::-1][24:]
+
+
+def test_sign_up_log_out_and_log_in(client, django_user_model):
+    weak = client.post(
+        "/accounts/signup/", {"username": "carol", "password1": "12345678", "password2": "12345678"}
+    )
+    assert "This password is too common." in weak.content.decode()
+    assert not django_user_model.objects.exists()
+
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "carol", "password1": "a fine long passphrase", "password2": "a fine long passphrase"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+    assert client.get("/accounts/logout/").status_code == 405  # logging out takes a POST
+    client.post("/accounts/logout/")
+    assert client.get("/").status_code == 302
+
+    client.post("/accounts/login/", {"username": "carol", "password": "a fine long passphrase"})
+    assert client.get("/").status_code == 200
+
+
+def test_admin_lists_photos_and_jobs_and_deletes_their_files(
+    client, photo, admin_user, media, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+
+    assert "grandma.tif" in client.get("/admin/gallery/photo/").content.decode()
+    assert "Done" in client.get("/admin/gallery/colorizationjob/").content.decode()
+    assert client.get(f"/admin/gallery/photo/{photo.id}/change/").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/admin/gallery/photo/", {"action": "delete_selected", "_selected_action": [photo.id], "post": "yes"}
+        )
+
+    assert not Photo.objects.exists()
+    assert stored_files(media) == []
