@@ -1,0 +1,57 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from mlcore.evaluate import evaluate, format_table, load_eval_images
+from mlcore.inference import Colorizer
+from mlcore.weights import DEFAULT_WEIGHTS, WeightsError, save_generator
+
+
+class Command(BaseCommand):
+    help = "Print PSNR, SSIM, CIEDE2000, AuC and colourfulness for a colorizer and the no-colour baseline."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--weights", help="weights file (default: the shipped model)")
+        parser.add_argument("--data", required=True, help="folder of colour photos (e.g. a validation set)")
+        parser.add_argument("--size", type=int, default=256, help="photos are centre-cropped to size x size")
+        parser.add_argument("--limit", type=int, help="only the first N photos")
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--temperature", type=float, nargs="+",
+                            help="annealed-mean temperatures to compare (generators with a colour-bin head)")
+        parser.add_argument("--ship", metavar="FILE",
+                            help="write the weights, with the (first) temperature and these val metrics, to FILE")
+
+    def handle(self, *args, **opts):
+        weights = opts["weights"] or settings.COLORIZER_WEIGHTS or DEFAULT_WEIGHTS
+        try:
+            colorizer = Colorizer.load(weights, device=opts["device"], size=opts["size"])
+            images = load_eval_images(opts["data"], opts["size"], opts["limit"])
+        except WeightsError as exc:
+            raise CommandError(f"{exc} (pass --weights FILE)") from None
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from None
+        generator = colorizer.generator
+        temperatures = opts["temperature"] or [None]
+        if temperatures != [None] and not hasattr(generator, "temperature"):
+            raise CommandError(f"{colorizer.metadata['arch']} has no colour-bin head, so no temperature")
+        self.stdout.write(f"{colorizer.version}: {len(images)} photos from {opts['data']} at {opts['size']}px")
+        rows, first = {}, None
+        for t in temperatures:
+            if t is not None:
+                generator.temperature.fill_(t)
+            result = evaluate(colorizer, images)
+            name = "ours" if t is None else f"ours, T={t:g}"
+            rows[name] = result["ours"]
+            rows.setdefault("no colour", result["no colour"])
+            first = first or (t, result)
+        self.stdout.write(format_table(rows))
+        if opts["ship"]:
+            t, result = first
+            if t is not None:
+                generator.temperature.fill_(t)
+            meta = colorizer.metadata
+            validation = {"data": str(opts["data"]), "images": len(images), "size": opts["size"],
+                          **{name: {k: round(v, 4) for k, v in m.items()} for name, m in result.items()}}
+            path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
+                                  training=meta.get("training", {}), validation=validation,
+                                  inference={"size": opts["size"], "temperature": t})
+            self.stdout.write(f"wrote {path}")

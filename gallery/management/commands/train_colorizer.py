@@ -1,0 +1,45 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from mlcore.models import GENERATORS
+from mlcore.train import TrainConfig, train
+
+
+class Command(BaseCommand):
+    help = "Train a colorization generator (pix2pix in L*a*b*) on a folder of colour photos."
+
+    def add_arguments(self, parser):
+        defaults = TrainConfig(data="", out="")
+        parser.add_argument("--data", required=True, help="folder tree of colour photos to train on")
+        parser.add_argument("--val", help="folder of colour photos to validate on after every epoch")
+        parser.add_argument("--out", required=True, help="run folder: losses.csv, sample grids, checkpoint, weights")
+        parser.add_argument("--arch", choices=sorted(GENERATORS), default=defaults.arch)
+        parser.add_argument("--gen-config", type=json.loads, default={},
+                            help='generator options as JSON, e.g. \'{"ngf": 32}\'')
+        parser.add_argument("--size", type=int, default=defaults.size, help="training crop, px")
+        parser.add_argument("--epochs", type=int, default=defaults.epochs)
+        parser.add_argument("--pretrain-epochs", type=int, default=defaults.pretrain_epochs,
+                            help="epochs without the GAN loss before the GAN phase")
+        parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+        parser.add_argument("--lr", type=float, default=defaults.lr)
+        parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight)
+        parser.add_argument("--gan-weight", type=float, default=defaults.gan_weight)
+        parser.add_argument("--ce-weight", type=float, default=defaults.ce_weight,
+                            help="class-rebalanced colour-bin cross-entropy (generators with a bin head)")
+        parser.add_argument("--rebalance", type=float, default=defaults.rebalance)
+        parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
+        parser.add_argument("--val-images", type=int, default=defaults.val_images)
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+        parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=defaults.precision)
+        parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument("--resume", metavar="CKPT", help="continue this checkpoint.pt exactly where it stopped")
+
+    def handle(self, *args, **opts):
+        resume = opts.pop("resume")
+        fields = TrainConfig.__dataclass_fields__
+        cfg = TrainConfig(**{k: v for k, v in opts.items() if k in fields})
+        try:
+            train(cfg, resume=resume)
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            raise CommandError(str(exc)) from None
