@@ -1,0 +1,87 @@
+"""Speed of every generator on this machine: `python -m mlcore.bench`.
+
+Prints inference images/s at 256 and 512 px and training steps/s (batch 32 at
+128 px, the L1 pre-training step and the full pix2pix GAN step), on the CPU
+and on CUDA when present, in fp32 and bf16 autocast.
+"""
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from .models import build_generator, count_parameters
+from .train import TrainConfig, Trainer
+
+GENERATORS = {  # name -> (arch, config)
+    "unet (seed, ngf 64)": ("unet", {"num_downs": 8, "ngf": 64}),
+    "unet (ngf 32)": ("unet", {"num_downs": 8, "ngf": 32}),
+    "resunet (ours, ngf 32)": ("resunet", {"ngf": 32}),
+}
+
+
+def _rate(fn, count: int, seconds: float, sync) -> float:
+    fn()  # warm-up: oneDNN / cuDNN pick their kernels on the first call
+    sync()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        done += count
+    sync()
+    return done / (time.perf_counter() - start)
+
+
+def bench(device: torch.device, seconds: float) -> list[dict]:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    rows = []
+    for name, (arch, config) in GENERATORS.items():
+        for bf16 in (False, True):
+            generator = build_generator(arch, **config).to(device).eval()
+            autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+            row = {"generator": name, "params": count_parameters(generator), "device": device.type,
+                   "precision": "bf16" if bf16 else "fp32"}
+            for size, batch in ((256, 4), (512, 1)):
+                L = torch.rand(batch, 1, size, size, device=device) * 2 - 1
+
+                def infer():
+                    with torch.no_grad(), autocast:
+                        generator(L)
+                row[f"infer_{size}_img_s"] = _rate(infer, batch, seconds, sync)
+            photos = np.random.default_rng(0).integers(0, 256, (64, 144, 144, 3), dtype=np.uint8)
+            for label, gan in (("l1", False), ("gan", True)):
+                cfg = TrainConfig(data="", out="/tmp/mlcore-bench", arch=arch, gen_config=config,
+                                  ce_weight=1.0 if arch == "resunet" else 0.0,
+                                  device=device.type, precision="bf16" if bf16 else "fp32")
+                trainer = Trainer(cfg, photos=photos)
+                rgb = torch.from_numpy(photos[:32, :128, :128]).permute(0, 3, 1, 2).float() / 255
+                row[f"train_{label}_step_s"] = _rate(lambda: trainer.step(rgb, gan), 1, seconds, sync)
+            rows.append(row)
+            print(_format_row(row), flush=True)
+    return rows
+
+
+HEADER = ("| generator | params | device | precision | infer 256 img/s | infer 512 img/s "
+          "| train L1 steps/s | train GAN steps/s |\n|---|---|---|---|---|---|---|---|")
+
+
+def _format_row(r: dict) -> str:
+    return (f"| {r['generator']} | {r['params'] / 1e6:.1f}M | {r['device']} | {r['precision']} "
+            f"| {r['infer_256_img_s']:.1f} | {r['infer_512_img_s']:.2f} "
+            f"| {r['train_l1_step_s']:.2f} | {r['train_gan_step_s']:.2f} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
+    parser.add_argument("--device", choices=["cpu", "cuda"], action="append",
+                        help="default: cpu, and cuda when available")
+    args = parser.parse_args(argv)
+    devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; batch 32 at 128 px for training steps")
+    print(HEADER)
+    for device in devices:
+        bench(torch.device(device), args.seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The metrics table: our colorizer against the "no colour" baseline on a folder of photos.
+
+Photos are centre-cropped square and resized to `size`, as the hold-out
+protocol does; the colorizer sees them as a user's upload (colour input is
+desaturated by the colorizer itself).
+"""
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from . import color, metrics
+from .data import list_images
+from .inference import Colorizer, to_rgb_array
+
+
+def load_eval_images(folder, size: int, limit: int | None = None) -> list[Image.Image]:
+    images = []
+    for path in list_images(folder)[:limit]:
+        with Image.open(path) as im:
+            images.append(ImageOps.fit(ImageOps.exif_transpose(im).convert("RGB"), (size, size),
+                                       Image.Resampling.BICUBIC))
+    return images
+
+
+def _tensor(images):
+    return torch.from_numpy(np.stack([to_rgb_array(im) for im in images])).permute(0, 3, 1, 2)
+
+
+def evaluate(colorizer: Colorizer, images: list[Image.Image], batch_size: int = 16) -> dict[str, dict]:
+    """Set-level metrics for the colorizer and for the grey rendering of the same photos."""
+    ours: dict[str, list] = {}
+    grey: dict[str, list] = {}
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        true = _tensor(chunk)
+        pred = _tensor(colorizer.colorize_batch(chunk))
+        L, _ = color.rgb_to_lab(true)
+        for store, out in ((ours, pred), (grey, color.grey_rgb(L))):
+            for k, v in metrics.image_metrics(out, true).items():
+                store.setdefault(k, []).append(v)
+    return {"ours": metrics.summarize(ours), "no colour": metrics.summarize(grey)}
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """A Markdown table, one row per model, with the truth's colourfulness for reference."""
+    head = "| model | PSNR | SSIM | dE2000 | AuC | CF (dCF) |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['de2000']:.2f} | {m['auc']:.3f} "
+                      f"| {m['cf']:.1f} ({m['dcf']:.1f}) |")
+    truth_cf = next(iter(rows.values()))["cf_true"]
+    lines.append(f"\nTruth's colourfulness: {truth_cf:.1f}")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""Colorize photos of any size and mode with a trained generator.
+
+The network runs at a working resolution; its a*b* is upsampled and merged
+with the ORIGINAL full-resolution L, so the result has the input's size and
+all of its detail (its L channel is the input's).
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from . import color
+from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
+
+DEFAULT_SIZE = 256  # working resolution, short side
+
+
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any PIL image -> (H, W, 3) float32 sRGB in [0, 1], EXIF orientation applied.
+
+    16-bit and float modes keep their precision; transparency is composited on
+    white (how a scan with an alpha channel looks on paper); CMYK, P and the
+    rest go through Pillow's RGB conversion.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(image, dtype=np.float32) / 65535.0
+        return np.repeat(np.clip(grey, 0, 1)[..., None], 3, axis=2)
+    if image.mode == "F":
+        return np.repeat(np.clip(np.asarray(image, dtype=np.float32), 0, 1)[..., None], 3, axis=2)
+    if image.mode in ("LA", "RGBA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def working_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """Scale so the shorter side is `size`; never upscale."""
+    scale = min(1.0, size / min(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def merge(L_full: torch.Tensor, ab_small: torch.Tensor) -> torch.Tensor:
+    """Upsample predicted ab to L's size and put it beside L, untouched: (B, 3, H, W) normalised Lab."""
+    ab = F.interpolate(ab_small.float(), size=L_full.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.cat([L_full, ab], dim=1)
+
+
+class Colorizer:
+    """Load once, colorize many. Thread-unsafe by design: one per worker process."""
+
+    def __init__(self, generator, metadata: dict, version: str, device: torch.device, size: int):
+        self.generator, self.metadata, self.version = generator, metadata, version
+        self.device, self.size = device, size
+
+    @classmethod
+    def load(cls, path=DEFAULT_WEIGHTS, device: str = "auto", size: int | None = None) -> "Colorizer":
+        path = Path(path)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        generator, meta = load_generator(path, device)
+        size = size or meta.get("inference", {}).get("size") or DEFAULT_SIZE
+        return cls(generator, meta, f"{meta['arch']}-{file_digest(path)[:8]}", torch.device(device), int(size))
+
+    def colorize(self, image: Image.Image) -> Image.Image:
+        return self.colorize_batch([image])[0]
+
+    @torch.no_grad()
+    def colorize_batch(self, images: list[Image.Image]) -> list[Image.Image]:
+        """Colorize many images; those with the same working size share one forward pass."""
+        rgbs = [to_rgb_array(im) for im in images]
+        results: list[Image.Image | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, rgb in enumerate(rgbs):
+            groups.setdefault(rgb.shape[:2], []).append(i)
+        for (h, w), members in groups.items():
+            batch = torch.from_numpy(np.stack([rgbs[i] for i in members])).permute(0, 3, 1, 2)
+            L_full, _ = color.rgb_to_lab(batch)  # colour input is desaturated: only its L is used
+            L_small = F.interpolate(L_full, size=working_size(h, w, self.size), mode="bilinear",
+                                    align_corners=False, antialias=True)
+            ab = self.generator(L_small.to(self.device)).float().cpu()
+            lab = merge(L_full, ab)
+            out = color.lab_to_rgb(lab[:, :1], lab[:, 1:])
+            for i, rgb in zip(members, out):
+                results[i] = Image.fromarray((rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        return results

@@ -1,0 +1,103 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mlcore import color
+from mlcore.inference import Colorizer, merge, to_rgb_array
+
+from .conftest import synthetic_photo
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_weights):
+    return Colorizer.load(tiny_weights, device="cpu", size=32)
+
+
+def _L(image):
+    rgb = torch.from_numpy(to_rgb_array(image)).permute(2, 0, 1)[None]
+    return (color.rgb_to_lab(rgb)[0][0, 0] + 1) * 50
+
+
+def test_merge_keeps_the_full_resolution_L_exactly():
+    L = torch.rand(1, 1, 97, 131) * 2 - 1
+    lab = merge(L, torch.rand(1, 2, 24, 33) * 2 - 1)
+    assert lab.shape == (1, 3, 97, 131)
+    assert torch.equal(lab[:, :1], L)
+
+
+def test_output_has_the_inputs_size_and_lightness(colorizer):
+    photo = synthetic_photo(7, size=(301, 177))
+    out = colorizer.colorize(photo)
+    assert out.mode == "RGB" and out.size == (301, 177)
+    # Equal up to 8-bit rounding and gamut clipping of the new colours.
+    assert (_L(out) - _L(photo)).abs().mean() < 1.0
+
+
+def test_detail_finer_than_the_working_resolution_survives(colorizer):
+    stripes = np.zeros((200, 200), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: gone at 32 px, present in the result's L
+    out = np.asarray(colorizer.colorize(Image.fromarray(stripes)).convert("L")).astype(int)
+    assert np.abs(out[:, 0::2].mean() - out[:, 1::2].mean()) > 200
+
+
+def test_colour_input_is_desaturated_first(colorizer):
+    photo = synthetic_photo(3, size=(64, 64))
+    L, _ = color.rgb_to_lab(torch.from_numpy(to_rgb_array(photo)).permute(2, 0, 1)[None])
+    grey = Image.fromarray((color.grey_rgb(L)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    a, b = np.asarray(colorizer.colorize(photo), int), np.asarray(colorizer.colorize(grey), int)
+    assert np.abs(a - b).max() <= 2  # same L (to 8-bit rounding), so the same prediction
+
+
+def _modes():
+    base = synthetic_photo(5, size=(40, 30))
+    grey16 = Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257).astype(np.uint16))
+    cases = {
+        "L": base.convert("L"), "LA": base.convert("LA"), "RGB": base, "RGBA": base.convert("RGBA"),
+        "P": base.convert("P"), "CMYK": base.convert("CMYK"), "I;16": grey16, "I": base.convert("I"),
+        "1": base.convert("1"),
+    }
+    return cases
+
+
+@pytest.mark.parametrize("mode", list(_modes()))
+def test_every_image_mode(colorizer, mode):
+    image = _modes()[mode]
+    out = colorizer.colorize(image)
+    assert out.mode == "RGB" and out.size == image.size
+
+
+def test_16_bit_input_keeps_its_precision():
+    ramp = np.linspace(0, 65535, 4096).astype(np.uint16).reshape(64, 64)
+    rgb = to_rgb_array(Image.fromarray(ramp))
+    assert len(np.unique(rgb[..., 0])) > 1000  # not squeezed into 256 levels
+
+
+def test_transparency_is_composited_on_white():
+    clear = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert np.allclose(to_rgb_array(clear), 1.0)
+
+
+def test_exif_orientation_is_honoured(colorizer):
+    photo = synthetic_photo(9, size=(60, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", exif=exif)
+    out = colorizer.colorize(Image.open(io.BytesIO(buf.getvalue())))
+    assert out.size == (20, 60)
+
+
+def test_a_batch_of_mixed_sizes_matches_one_by_one(colorizer):
+    photos = [synthetic_photo(i, size=s) for i, s in enumerate([(40, 40), (64, 48), (40, 40)])]
+    batch = colorizer.colorize_batch(photos)
+    for photo, out in zip(photos, batch):
+        single = colorizer.colorize(photo)
+        assert out.size == photo.size
+        assert np.abs(np.asarray(out, int) - np.asarray(single, int)).max() <= 1
+
+
+def test_version_names_arch_and_file(colorizer, tiny_weights):
+    assert colorizer.version.startswith("resunet-") and len(colorizer.version) == len("resunet-") + 8

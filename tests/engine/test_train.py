@@ -1,0 +1,71 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from mlcore.train import TrainConfig, Trainer, train
+from mlcore.weights import load_generator
+
+from .conftest import synthetic_photo
+
+
+def _photos(n=4, size=40):
+    return np.stack([np.asarray(synthetic_photo(i, size=(size, size))) for i in range(n)])
+
+
+@pytest.mark.parametrize("arch, config, ce", [("unet", {"num_downs": 5, "ngf": 16}, 0.0),
+                                               ("resunet", {"ngf": 16}, 1.0)])
+def test_generator_overfits_a_few_photos(arch, config, ce):
+    cfg = TrainConfig(data="", out="/tmp/unused", arch=arch, gen_config=config, size=32, batch_size=4,
+                      lr=1e-3, gan_weight=0.0, ce_weight=ce, precision="fp32")
+    trainer = Trainer(cfg, photos=_photos())
+    rgb = torch.from_numpy(_photos()[:, 4:36, 4:36]).permute(0, 3, 1, 2).float() / 255
+    first = trainer.step(rgb, gan=False)["loss_G_L1"]
+    for _ in range(80):
+        last = trainer.step(rgb, gan=False)["loss_G_L1"]
+    assert last < first / 2
+
+
+def test_gan_phase_trains_both_networks():
+    cfg = TrainConfig(data="", out="/tmp/unused", arch="unet", gen_config={"num_downs": 5, "ngf": 8}, size=32,
+                      batch_size=4, precision="fp32")
+    trainer = Trainer(cfg, photos=_photos())
+    before = [p.clone() for p in trainer.D.parameters()]
+    rgb = torch.from_numpy(_photos()[:, :32, :32]).permute(0, 3, 1, 2).float() / 255
+    losses = trainer.step(rgb, gan=True)
+    assert losses["loss_D"] == pytest.approx((losses["loss_D_fake"] + losses["loss_D_real"]) / 2)
+    assert losses["loss_G"] == pytest.approx(losses["loss_G_GAN"] + losses["loss_G_L1"], rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.D.parameters()))
+
+
+def _config(folder, out, epochs):
+    return TrainConfig(data=str(folder), val=str(folder), out=str(out), arch="resunet", gen_config={"ngf": 8},
+                       size=32, cache_size=40, batch_size=4, epochs=epochs, pretrain_epochs=1,
+                       ce_weight=1.0, precision="fp32", val_images=4)
+
+
+def test_a_run_writes_losses_samples_checkpoint_and_weights(photo_folder, tmp_path):
+    trainer = train(_config(photo_folder, tmp_path / "run", epochs=2))
+    assert len(trainer.photos) == 12  # the two grey photos were skipped
+    run = tmp_path / "run"
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert [r["phase"] for r in rows] == ["pretrain", "gan"]
+    assert float(rows[0]["loss_D"]) == 0 and float(rows[1]["loss_D"]) > 0
+    assert all(float(r["val_psnr"]) > 0 for r in rows)
+    assert (run / "samples_epoch002.png").exists() and (run / "checkpoint.pt").exists()
+    _, meta = load_generator(run / "generator.safetensors")
+    assert meta["training"]["epochs"] == 2 and meta["training"]["train_photos"] == 12
+    assert meta["validation"]["images"] == 4 and "de2000" in meta["validation"]
+
+
+def test_resume_continues_exactly_where_it_stopped(photo_folder, tmp_path):
+    straight = train(_config(photo_folder, tmp_path / "a", epochs=2))
+    train(_config(photo_folder, tmp_path / "b", epochs=1))
+    resumed = train(_config(photo_folder, tmp_path / "b", epochs=2), resume=str(tmp_path / "b" / "checkpoint.pt"))
+    assert resumed.epoch == 2
+    for (name, a), b in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(straight.D.state_dict().values(), resumed.D.state_dict().values()):
+        assert torch.equal(a, b)
+    assert straight.history[1]["loss_G"] == resumed.history[1]["loss_G"]
