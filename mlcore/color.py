@@ -24,4 +24,5 @@ def lab_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 def grey_rgb(L: torch.Tensor) -> torch.Tensor:
     """The "no colour" rendering of L: what a grey photo looks like in sRGB."""
-    return lab_to_rgb(L, torch.zeros_like(L).repeat(1, 2, 1, 1))
+    # One channel repeated: exactly grey, where three converted channels differ by rounding.
+    return lab_to_rgb(L, torch.zeros_like(L).repeat(1, 2, 1, 1))[:, :1].repeat(1, 3, 1, 1)

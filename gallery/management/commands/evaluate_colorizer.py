@@ -39,9 +39,8 @@ class Command(BaseCommand):
             if t is not None:
                 generator.temperature.fill_(t)
             result = evaluate(colorizer, images)
-            name = "ours" if t is None else f"ours, T={t:g}"
-            rows[name] = result["ours"]
             rows.setdefault("no colour", result["no colour"])
+            rows["ours" if t is None else f"ours, T={t:g}"] = result["ours"]
             first = first or (t, result)
         self.stdout.write(format_table(rows))
         if opts["ship"]:

@@ -1,0 +1,73 @@
+"""The ML engineer's commands, run as `manage.py` runs them."""
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from mlcore.weights import load_generator
+
+from .conftest import synthetic_photo
+
+
+def test_colorize_writes_full_resolution_pngs(tmp_path, tiny_weights, capsys):
+    inputs = []
+    for i, size in enumerate([(120, 90), (33, 200)]):
+        path = tmp_path / f"old{i}.jpg"
+        synthetic_photo(i, size=size).convert("L").save(path)
+        inputs.append(str(path))
+    call_command("colorize", *inputs, out=str(tmp_path / "out"), weights=str(tiny_weights), size=32)
+    for i, size in enumerate([(120, 90), (33, 200)]):
+        with Image.open(tmp_path / "out" / f"old{i}.png") as result:
+            assert result.size == size and result.mode == "RGB"
+    assert "old1.png (33x200)" in capsys.readouterr().out
+
+
+def test_colorize_reports_an_unreadable_input_and_still_does_the_rest(tmp_path, tiny_weights, capsys):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.jpg"
+    synthetic_photo(1).save(good)
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(CommandError, match="1 of 2 inputs could not be colorized"):
+        call_command("colorize", str(bad), str(good), out=str(tmp_path / "out"), weights=str(tiny_weights))
+    assert (tmp_path / "out" / "good.png").exists()
+    assert "bad.jpg: not colorized" in capsys.readouterr().err
+
+
+def test_colorize_without_weights_says_what_to_do(tmp_path, settings):
+    settings.COLORIZER_WEIGHTS = str(tmp_path / "missing.safetensors")
+    with pytest.raises(CommandError, match=r"weights file not found: .*missing.safetensors \(pass --weights FILE\)"):
+        call_command("colorize", str(tmp_path / "x.png"), out=str(tmp_path))
+
+
+def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "val"
+    folder.mkdir()
+    for i in range(5):
+        synthetic_photo(i).save(folder / f"{i}.png")
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32,
+                 temperature=[1.0, 0.5], ship=str(tmp_path / "shipped.safetensors"))
+    out = capsys.readouterr().out
+    assert "5 photos" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ours") or line.startswith("| no colour")]
+    assert [r.split("|")[1].strip() for r in rows] == ["no colour", "ours, T=1", "ours, T=0.5"]
+    no_colour = rows[0].split("|")
+    assert no_colour[-2].strip().startswith("0.0 (")  # grey has no colourfulness
+    generator, meta = load_generator(tmp_path / "shipped.safetensors")
+    assert float(generator.temperature) == 1.0 and meta["inference"] == {"size": 32, "temperature": 1.0}
+    assert meta["validation"]["images"] == 5 and set(meta["validation"]["ours"]) >= {"psnr", "de2000", "auc"}
+
+
+def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", str(photo_folder), "--val", str(photo_folder), "--out", str(out), "--arch", "unet",
+            "--gen-config", '{"num_downs": 5, "ngf": 8}', "--size", "32", "--batch-size", "4",
+            "--pretrain-epochs", "1", "--val-images", "4", "--precision", "fp32"]
+    call_command("train_colorizer", *args, "--epochs", "1")
+    call_command("train_colorizer", *args, "--epochs", "2", "--resume", str(out / "checkpoint.pt"))
+    _, meta = load_generator(out / "generator.safetensors")
+    assert meta["arch"] == "unet" and meta["training"]["epochs"] == 2
+    assert len((out / "losses.csv").read_text().splitlines()) == 3
+
+
+def test_train_colorizer_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(CommandError, match="image folder not found"):
+        call_command("train_colorizer", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"))
