@@ -35,7 +35,9 @@ def database_url():
 
 
 def child_pids(pid):
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    # Any thread may have started a child (the pool replaces lost processes from a thread).
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
 
 
 @pytest.fixture
