@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/signup/", signup, name="signup"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include("gallery.api.urls")),
     path("", include("gallery.urls")),
 ]

@@ -14,8 +14,10 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from rest_framework.authtoken.models import Token
 
 from . import tasks
 from .models import ColorizationJob, Photo
@@ -123,6 +125,23 @@ def _inspect_image(name, data):
     except Exception as exc:  # damaged data surfaces as many exception types inside Pillow
         raise UploadRejected("not_an_image", f"{name} is not an image Pillow can read: {exc}") from None
     return image_format, width, height
+
+
+def photos_of(owner, state=None):
+    """The owner's photos, newest first, with their jobs (newest first) fetched along.
+
+    With `state`, only the photos whose current job (the newest) is in that state.
+    """
+    newest_first = ColorizationJob.objects.order_by("-queued_at")
+    photos = Photo.objects.filter(owner=owner).prefetch_related(Prefetch("jobs", queryset=newest_first))
+    if state:
+        current_state = newest_first.filter(photo=OuterRef("pk")).values("state")[:1]
+        photos = photos.alias(current_state=Subquery(current_state)).filter(current_state=state)
+    return photos
+
+
+def jobs_of(owner):
+    return ColorizationJob.objects.filter(photo__owner=owner)
 
 
 def colorize_photo(photo):
@@ -275,3 +294,10 @@ def _load_colorizer(weights, device, size):
     from mlcore.weights import DEFAULT_WEIGHTS
 
     return Colorizer.load(weights or DEFAULT_WEIGHTS, device=device, size=size)
+
+
+def reset_api_token(user):
+    """Give the user a new API token; the old one stops working at once."""
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user)

@@ -9,7 +9,6 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +17,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
 from . import services
-from .models import ColorizationJob, Photo
+from .models import ColorizationJob
 
 PHOTOS_PER_PAGE = 24
 CONTENT_TYPES = {
@@ -44,7 +43,7 @@ def signup(request):
 
 
 def index(request):
-    page = Paginator(_photos_of(request.user), PHOTOS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(services.photos_of(request.user), PHOTOS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "gallery/index.html", {"page": page})
 
 
@@ -87,7 +86,7 @@ def status(request):
             ids.append(uuid.UUID(value))
         except ValueError:
             continue
-    photos = _photos_of(request.user).filter(id__in=ids)
+    photos = services.photos_of(request.user).filter(id__in=ids)
     return JsonResponse({"photos": {str(photo.id): _status(photo) for photo in photos}})
 
 
@@ -127,7 +126,7 @@ def result_png(request, photo_id):
     return FileResponse(
         _result_job(photo).result.open("rb"),
         as_attachment="download" in request.GET,
-        filename=_result_filename(photo, ".png"),
+        filename=result_filename(photo, ".png"),
         content_type="image/png",
     )
 
@@ -137,7 +136,7 @@ def result_jpg(request, photo_id):
     photo = _owned_photo(request, photo_id)
     response = HttpResponse(services.converted_image(_result_job(photo).result, "JPEG"), content_type="image/jpeg")
     response["Content-Disposition"] = content_disposition_header(
-        "download" in request.GET, _result_filename(photo, ".jpg")
+        "download" in request.GET, result_filename(photo, ".jpg")
     )
     return response
 
@@ -164,15 +163,9 @@ def delete(request, photo_id):
     return redirect("gallery:index")
 
 
-def _photos_of(user):
-    return Photo.objects.filter(owner=user).prefetch_related(
-        Prefetch("jobs", queryset=ColorizationJob.objects.order_by("-queued_at"))
-    )
-
-
 def _owned_photo(request, photo_id):
     # Someone else's photo is indistinguishable from a missing one.
-    return get_object_or_404(_photos_of(request.user), pk=photo_id)
+    return get_object_or_404(services.photos_of(request.user), pk=photo_id)
 
 
 def _result_job(photo):
@@ -182,7 +175,8 @@ def _result_job(photo):
     return job
 
 
-def _result_filename(photo, suffix):
+def result_filename(photo, suffix):
+    """How downloads of the colorized photo are named, here and in the REST API."""
     return f"{PurePath(photo.original_filename).stem}-colorized{suffix}"
 
 

@@ -8,6 +8,7 @@ broker, all under var/. A production settings module imports this one and tighte
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -31,6 +32,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz for probes, before host checks, HTTPS redirect and login.
+    "colorizer_site.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -150,11 +153,54 @@ CELERY_TASK_IGNORE_RESULT = True
 # a crash re-queues the job instead of losing it.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# Colorizing is long and memory hungry: a worker takes one job at a time.
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Colorizing is long and memory hungry: by default a worker process reserves one job at a
+# time. A fast GPU worker may take a batch of several, so that it never waits on the broker.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("COLORIZER_WORKER_PREFETCH", default=1)
+# Processes per worker; Celery's default is one per CPU core (a GPU worker wants one per GPU).
+CELERY_WORKER_CONCURRENCY = env.int("COLORIZER_WORKER_CONCURRENCY", default=None)
+# Colorizing has a queue of its own, so GPU workers can take only that (`-Q colorize`) while
+# CPU workers take everything. A worker started without -Q consumes both queues.
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("colorize")]
+CELERY_TASK_ROUTES = {"gallery.tasks.colorize": {"queue": "colorize"}}
 # Safety net for messages a broker cannot give back (the filesystem broker loses a message
 # whose worker was killed outright): jobs still "running" long after the hard time limit.
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {"task": "gallery.tasks.requeue_stale_jobs", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- REST API (gallery.api) ---------------------------------------------------------------
+INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular", "drf_spectacular_sidecar"]
+REST_FRAMEWORK = {
+    # Token first: an unauthenticated request gets 401 with `WWW-Authenticate: Token`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "gallery.api.pagination.PhotoPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "gallery.api.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "uploads_per_minute": f"{env.int('COLORIZER_API_UPLOADS_PER_MINUTE', default=60)}/minute",
+        "uploads_per_day": f"{env.int('COLORIZER_API_UPLOADS_PER_DAY', default=2000)}/day",
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Colorizer API",
+    "DESCRIPTION": "Upload black-and-white photos, follow their colorization jobs, download the results.",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Multipart uploads are described as files, responses separately from requests.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page works offline: Swagger UI is served from our static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Throttle counters must be shared by every web process: in Redis when there is one.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

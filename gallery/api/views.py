@@ -1,0 +1,195 @@
+"""API views: each checks the request and hands the action to gallery.services.
+
+Photos and jobs are looked up among the user's own only, so someone else's answers 404 exactly
+like a missing one.
+"""
+
+import hashlib
+import json
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import FileResponse
+from django.utils.cache import get_conditional_response, patch_cache_control, quote_etag
+from django.utils.decorators import method_decorator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+from rest_framework.views import APIView
+
+from gallery import services
+from gallery.views import CONTENT_TYPES, result_filename
+
+from .exceptions import NotColorized
+from .negotiation import ImageDownloadNegotiation
+from .schema import LOCATION, RETRY_AFTER, errors
+from .serializers import JobSerializer, PhotoFilterSerializer, PhotoSerializer, TokenSerializer, UploadSerializer
+from .throttling import UploadsPerDay, UploadsPerMinute
+
+# The API authenticates each request itself (token or session) and answers 401, where the web
+# app's LoginRequiredMiddleware would redirect to the log-in page.
+no_login_redirect = method_decorator(login_not_required, name="dispatch")
+
+
+@no_login_redirect
+@extend_schema(
+    tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer, **errors(400)}
+)
+class ObtainToken(ObtainAuthToken):
+    """Your API token for your username and password (created on first use, reset on your profile page)."""
+
+    authentication_classes = []  # the credentials are in the body
+
+
+class OwnPhotos:
+    def get_queryset(self):
+        return services.photos_of(self.request.user)
+
+
+@no_login_redirect
+@extend_schema_view(
+    get=extend_schema(
+        summary="Your photos, newest first",
+        parameters=[PhotoFilterSerializer],
+        responses={200: PhotoSerializer(many=True), **errors(400, 401, 404)},
+    ),
+    post=extend_schema(
+        summary="Upload a photo; it is queued to be colorized",
+        description="The same validation as the upload page. `Location` points at the job.",
+        request={"multipart/form-data": UploadSerializer},
+        parameters=[LOCATION, RETRY_AFTER],
+        responses={202: PhotoSerializer, **errors(400, 401, 403, 415, 429)},
+    ),
+)
+class PhotoList(generics.ListAPIView):
+    serializer_class = PhotoSerializer
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self):
+        filters = PhotoFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return services.photos_of(self.request.user, **filters.validated_data)
+
+    def get_throttles(self):
+        return [UploadsPerMinute(), UploadsPerDay()] if self.request.method == "POST" else []
+
+    def post(self, request):
+        upload = UploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        photo = services.upload_photo(request.user, upload.validated_data["image"])
+        data = self.get_serializer(photo).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["job"]["url"]})
+
+
+@no_login_redirect
+@extend_schema_view(
+    get=extend_schema(summary="One of your photos", responses={200: PhotoSerializer, **errors(401, 404)}),
+    delete=extend_schema(
+        summary="Delete a photo, its jobs and every stored file", responses={204: None, **errors(401, 403, 404)}
+    ),
+)
+class PhotoDetail(OwnPhotos, generics.RetrieveDestroyAPIView):
+    serializer_class = PhotoSerializer
+
+    def perform_destroy(self, photo):
+        services.delete_photo(photo)
+
+
+@no_login_redirect
+class PhotoColorize(OwnPhotos, generics.GenericAPIView):
+    serializer_class = JobSerializer
+
+    @extend_schema(
+        summary="Colorize a photo again",
+        description="Answers the job already queued or running, if there is one. `Location` points at the job.",
+        request=None,
+        parameters=[LOCATION],
+        responses={202: JobSerializer, **errors(401, 403, 404)},
+    )
+    def post(self, request, pk):
+        job = services.colorize_photo(self.get_object())
+        data = self.get_serializer(job).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+
+
+@no_login_redirect
+class PhotoOriginal(OwnPhotos, generics.GenericAPIView):
+    content_negotiation_class = ImageDownloadNegotiation
+
+    @extend_schema(
+        summary="The original, exactly as uploaded",
+        responses={(200, "image/*"): OpenApiTypes.BINARY, **errors(401, 404)},
+    )
+    def get(self, request, pk):
+        photo = self.get_object()
+        return _image_response(photo.original, photo.original_filename, CONTENT_TYPES[photo.format])
+
+
+@no_login_redirect
+class PhotoResult(OwnPhotos, generics.GenericAPIView):
+    content_negotiation_class = ImageDownloadNegotiation
+
+    @extend_schema(
+        summary="The newest colorized version (PNG, the original's full resolution)",
+        responses={(200, "image/png"): OpenApiTypes.BINARY, **errors(401, 404, 409)},
+    )
+    def get(self, request, pk):
+        photo = self.get_object()
+        job = photo.latest_result_job
+        if job is None:
+            raise NotColorized()
+        return _image_response(job.result, result_filename(photo, ".png"), "image/png")
+
+
+def _image_response(stored_file, filename, content_type):
+    response = FileResponse(stored_file.open("rb"), filename=filename, content_type=content_type)
+    patch_cache_control(response, private=True)
+    return response
+
+
+@no_login_redirect
+class JobDetail(generics.RetrieveAPIView):
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        return services.jobs_of(self.request.user)
+
+    @extend_schema(
+        summary="A colorization job: poll it until it has succeeded or failed",
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description="The ETag of your last copy."
+            ),
+            OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304]),
+        ],
+        responses={
+            200: JobSerializer,
+            304: OpenApiResponse(description="Unchanged since the ETag given in If-None-Match."),
+            **errors(401, 404),
+        },
+    )
+    def get(self, request, pk):
+        data = self.get_serializer(self.get_object()).data
+        # The body's own hash: any change a poller could see changes the ETag.
+        etag = quote_etag(hashlib.sha256(json.dumps(data, cls=JSONEncoder, sort_keys=True).encode()).hexdigest())
+        response = get_conditional_response(request, etag=etag) or Response(data)
+        response["ETag"] = etag
+        return response
+
+
+@no_login_redirect
+@extend_schema(exclude=True)
+class NoSuchEndpoint(APIView):
+    """Unknown URLs under /api/ answer the API's JSON 404, not the web app's page."""
+
+    permission_classes = []
+
+    def get(self, request):
+        raise NotFound("There is no API endpoint at this URL.")
+
+    post = put = patch = delete = get
