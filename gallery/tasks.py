@@ -1,10 +1,17 @@
+import logging
+import time
+
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError
 
 from . import services
+from .models import ColorizationJob
+
+job_log = logging.getLogger("gallery.jobs")
 
 # Worth another try: storage or network hiccups, a database that restarted. The job's
 # attempt limit (COLORIZER_JOB_MAX_ATTEMPTS) decides when to stop, so retries are unbounded here.
@@ -36,3 +43,35 @@ def colorize(job_id):
 @shared_task
 def requeue_stale_jobs():
     return [str(job_id) for job_id in services.requeue_stale_jobs()]
+
+
+# One log line per run of a colorize task, with the job's outcome as fields (JSON in production).
+_run_started = {}
+
+
+@task_prerun.connect
+def _note_job_start(task_id, task, **kwargs):
+    if task.name == colorize.name:
+        _run_started[task_id] = time.monotonic()
+
+
+@task_postrun.connect
+def _log_job_run(task_id, task, args, state, **kwargs):
+    # Sent after on_failure, so a job that failed for good already says so in the database.
+    if task.name != colorize.name:
+        return
+    job_id = args[0]
+    fields = {
+        "job_id": job_id,
+        "task_id": task_id,
+        "outcome": state.lower(),  # success, retry or failure of this run
+        "duration_ms": round((time.monotonic() - _run_started.pop(task_id)) * 1000, 1),
+        "queue": (task.request.delivery_info or {}).get("routing_key"),
+        "worker": task.request.hostname,
+    }
+    columns = ("photo_id", "state", "attempts", "model_version", "error")
+    try:
+        fields.update(ColorizationJob.objects.filter(pk=job_id).values(*columns).first() or {"state": "deleted"})
+    except DatabaseError:  # the outage this run may have been retried for
+        fields["state"] = "unknown"
+    job_log.info("job %s %s after %.0f ms", job_id, fields["state"], fields["duration_ms"], extra=fields)
