@@ -64,7 +64,7 @@ def _log_job_run(task_id, task, args, state, **kwargs):
     fields = {
         "job_id": job_id,
         "task_id": task_id,
-        "outcome": state.lower(),  # success, retry or failure of this run
+        "task_state": state.lower(),  # how this run ended: success, retry or failure
         "duration_ms": round((time.monotonic() - _run_started.pop(task_id)) * 1000, 1),
         "queue": (task.request.delivery_info or {}).get("routing_key"),
         "worker": task.request.hostname,
@@ -74,4 +74,5 @@ def _log_job_run(task_id, task, args, state, **kwargs):
         fields.update(ColorizationJob.objects.filter(pk=job_id).values(*columns).first() or {"state": "deleted"})
     except DatabaseError:  # the outage this run may have been retried for
         fields["state"] = "unknown"
-    job_log.info("job %s %s after %.0f ms", job_id, fields["state"], fields["duration_ms"], extra=fields)
+    job_log.info("job %s %s after %.0f ms (task %s)", job_id, fields["state"], fields["duration_ms"],
+                 fields["task_state"], extra=fields)
