@@ -16,4 +16,6 @@ urlpatterns = [
     path("photos/<uuid:photo_id>/thumbnail", views.thumbnail, name="thumbnail"),
     path("photos/<uuid:photo_id>/colorize", views.colorize, name="colorize"),
     path("photos/<uuid:photo_id>/delete", views.delete, name="delete"),
+    path("profile/", views.profile, name="profile"),
+    path("profile/token", views.reset_token, name="reset_token"),
 ]

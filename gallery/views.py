@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.authtoken.models import Token
 
 from . import services
 from .models import ColorizationJob
@@ -161,6 +162,24 @@ def delete(request, photo_id):
     services.delete_photo(photo)
     messages.success(request, f"{photo.original_filename} and its colorized versions were deleted.")
     return redirect("gallery:index")
+
+
+@require_GET
+def profile(request):
+    """The account's page: the API token (shown in full: the user copies it into their scripts)."""
+    context = {
+        "token": Token.objects.filter(user=request.user).first(),
+        "api_root": request.build_absolute_uri("/api/v1/"),
+        "docs_url": reverse("api:docs"),
+    }
+    return render(request, "gallery/profile.html", context)
+
+
+@require_POST
+def reset_token(request):
+    services.reset_api_token(request.user)
+    messages.success(request, "You have a new API token; the previous one no longer works.")
+    return redirect("gallery:profile")
 
 
 def _owned_photo(request, photo_id):

@@ -83,7 +83,7 @@ class PhotoList(generics.ListAPIView):
         upload.is_valid(raise_exception=True)
         photo = services.upload_photo(request.user, upload.validated_data["image"])
         data = self.get_serializer(photo).data
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["job"]["url"]})
+        return _accepted(data, job_url=data["job"]["url"])
 
 
 @no_login_redirect
@@ -114,7 +114,12 @@ class PhotoColorize(OwnPhotos, generics.GenericAPIView):
     def post(self, request, pk):
         job = services.colorize_photo(self.get_object())
         data = self.get_serializer(job).data
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+        return _accepted(data, job_url=data["url"])
+
+
+def _accepted(data, job_url):
+    # str(): serializers give URLs as Hyperlink, a str subclass that WSGI servers refuse in headers.
+    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": str(job_url)})
 
 
 @no_login_redirect

@@ -1,0 +1,39 @@
+"""Every error, whatever raised it, has the same JSON shape."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_unknown_api_url_is_a_json_404(as_alice, anonymous):
+    for client in (as_alice, anonymous):
+        for method in ("get", "post", "delete"):
+            response = getattr(client, method)("/api/v1/albums/")
+
+            assert response.status_code == 404
+            assert response.json() == {
+                "error": {"code": "not_found", "message": "There is no API endpoint at this URL.", "detail": None}
+            }
+
+
+def test_a_malformed_id_is_a_json_404(as_alice):
+    response = as_alice.get("/api/v1/photos/not-a-uuid/")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_method_not_allowed_is_a_json_405(as_alice):
+    response = as_alice.put("/api/v1/photos/")
+
+    assert response.status_code == 405
+    assert response.json() == {
+        "error": {"code": "method_not_allowed", "message": 'Method "PUT" not allowed.', "detail": None}
+    }
+
+
+def test_malformed_json_is_a_json_400(anonymous):
+    response = anonymous.generic("POST", "/api/v1/auth/token/", "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"

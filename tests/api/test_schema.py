@@ -1,0 +1,80 @@
+"""The OpenAPI schema is valid, covers every endpoint with its errors, and its docs work offline."""
+
+import re
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+from django.urls import URLPattern
+from openapi_spec_validator import validate
+
+from gallery.api.urls import urlpatterns
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def schema(anonymous):
+    response = anonymous.get("/api/schema/?format=json")  # public, like any API's reference
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_schema_is_valid_openapi_3(schema):
+    assert schema["openapi"].startswith("3.")
+    validate(schema)
+
+
+def test_the_schema_generates_without_warnings(tmp_path):
+    # drf-spectacular's own check: warnings mean guessed or missing documentation.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+
+def api_v1_paths():
+    """The endpoints as the URL configuration has them, in OpenAPI's notation."""
+    routes = [p.pattern._route for p in urlpatterns if isinstance(p, URLPattern) and str(p.pattern).startswith("v1/")]
+    return {"/api/" + re.sub(r"<uuid:(\w+)>", lambda m: "{id}", route) for route in routes}
+
+
+def test_every_endpoint_is_documented(schema):
+    assert set(schema["paths"]) == api_v1_paths()
+    assert "/api/v1/photos/{id}/result" in schema["paths"]  # the lookup above found them
+
+
+def test_every_operation_documents_its_errors(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"400"} if path == "/api/v1/auth/token/" else {"401"}
+            if "{id}" in path:
+                expected.add("404")
+            if method in ("post", "delete") and path != "/api/v1/auth/token/":
+                expected.add("403")  # CSRF, for the browser session
+            assert expected <= set(responses), (method, path)
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    content = response["content"]["application/json"]["schema"]
+                    assert content == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def test_uploads_are_documented_as_multipart_files_with_their_limits(schema):
+    upload = schema["paths"]["/api/v1/photos/"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form == {"$ref": "#/components/schemas/UploadRequest"}
+    assert schema["components"]["schemas"]["UploadRequest"]["properties"]["image"]["format"] == "binary"
+    assert {"202", "400", "415", "429"} <= set(upload["responses"])
+    assert "Retry-After" in upload["responses"]["429"]["headers"]
+    assert "Location" in upload["responses"]["202"]["headers"]
+
+
+def test_the_docs_page_needs_nothing_from_the_internet(anonymous):
+    response = anonymous.get("/api/docs/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "/api/schema/" in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and not [url for url in assets if "//" in url]
+    for url in assets:
+        assert url.startswith("/static/drf_spectacular_sidecar/")
+        assert finders.find(url.removeprefix("/static/")), url

@@ -1,0 +1,54 @@
+"""Uploads are limited per user, per minute and per day, from settings."""
+
+import pytest
+
+from gallery.models import Photo
+
+from .conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rates(settings):
+    def set_rates(per_minute, per_day):
+        settings.REST_FRAMEWORK = {
+            **settings.REST_FRAMEWORK,
+            "DEFAULT_THROTTLE_RATES": {"uploads_per_minute": per_minute, "uploads_per_day": per_day},
+        }
+
+    return set_rates
+
+
+def upload(client):
+    return client.post("/api/v1/photos/", {"image": upload_file()})
+
+
+def test_uploads_over_the_minute_limit_get_429_and_retry_after(as_alice, as_bob, rates):
+    rates("2/minute", "100/day")
+
+    assert [upload(as_alice).status_code for _ in range(2)] == [202, 202]
+    refused = upload(as_alice)
+
+    assert refused.status_code == 429
+    retry_after = int(refused["Retry-After"])
+    assert 0 < retry_after <= 60
+    assert refused.json()["error"] == {
+        "code": "throttled",
+        "message": f"Request was throttled. Expected available in {retry_after} seconds.",
+        "detail": {"retry_after": retry_after},
+    }
+    assert Photo.objects.count() == 2
+    # Per user: Bob may still upload, and reading is not limited.
+    assert upload(as_bob).status_code == 202
+    assert as_alice.get("/api/v1/photos/").status_code == 200
+
+
+def test_uploads_over_the_day_limit_wait_for_the_day(as_alice, rates):
+    rates("100/minute", "1/day")
+
+    assert upload(as_alice).status_code == 202
+    refused = upload(as_alice)
+
+    assert refused.status_code == 429
+    assert 60 < int(refused["Retry-After"]) <= 24 * 3600
