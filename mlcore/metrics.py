@@ -8,7 +8,7 @@ import kornia.color
 import kornia.metrics
 import torch
 
-AUC_THRESHOLDS = torch.arange(0, 151, dtype=torch.float32)  # ab distance, Zhang et al. 2016
+AUC_THRESHOLDS = 151  # ab-distance thresholds 0, 1, ..., 150, as Zhang et al. 2016
 
 
 def _to_255(rgb):
@@ -71,7 +71,8 @@ def image_metrics(pred, true) -> dict[str, torch.Tensor]:
     """Per-image PSNR, SSIM, colourfulness of both, mean CIEDE2000 and AuC."""
     lab_p, lab_t = _lab(pred), _lab(true)
     ab_err = (lab_p[:, 1:] - lab_t[:, 1:]).norm(dim=1).flatten(1)  # (B, HW)
-    auc = (ab_err.unsqueeze(-1) <= AUC_THRESHOLDS.to(ab_err.device)).float().mean(1).mean(-1)
+    # Share of thresholds t in 0..150 with err <= t, per pixel: the area under the accuracy curve.
+    auc = (AUC_THRESHOLDS - torch.ceil(ab_err)).clamp(0, AUC_THRESHOLDS).mean(1) / AUC_THRESHOLDS
     return {
         "psnr": psnr(pred, true),
         "ssim": ssim(pred, true),

@@ -41,3 +41,10 @@ def test_summary_reports_the_colourfulness_gap():
     a, b = _rand(5), _rand(6) * 0.5
     s = metrics.summarize({k: [v] for k, v in metrics.image_metrics(b, a).items()})
     assert abs(s["dcf"] - abs(s["cf"] - s["cf_true"])) < 1e-9 and s["cf"] < s["cf_true"]
+
+
+def test_auc_is_the_mean_accuracy_over_thresholds_0_to_150():
+    a, b = _rand(7), _rand(8)
+    err = (metrics._lab(a)[:, 1:] - metrics._lab(b)[:, 1:]).norm(dim=1).flatten(1)
+    by_definition = torch.stack([(err <= t).float().mean(1) for t in range(151)]).mean(0)
+    assert torch.allclose(metrics.image_metrics(a, b)["auc"], by_definition, atol=1e-6)
