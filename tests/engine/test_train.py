@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from PIL import Image
+
+from mlcore import report
 from mlcore.train import TrainConfig, Trainer, train
 from mlcore.weights import load_generator
 
@@ -45,7 +48,7 @@ def _config(folder, out, epochs):
                        ce_weight=1.0, precision="fp32", val_images=4)
 
 
-def test_a_run_writes_losses_samples_checkpoint_and_weights(photo_folder, tmp_path):
+def test_a_run_writes_losses_samples_checkpoint_and_weights(photo_folder, tmp_path, capsys):
     trainer = train(_config(photo_folder, tmp_path / "run", epochs=2))
     assert len(trainer.photos) == 12  # the two grey photos were skipped
     run = tmp_path / "run"
@@ -57,6 +60,11 @@ def test_a_run_writes_losses_samples_checkpoint_and_weights(photo_folder, tmp_pa
     _, meta = load_generator(run / "generator.safetensors")
     assert meta["training"]["epochs"] == 2 and meta["training"]["train_photos"] == 12
     assert meta["validation"]["images"] == 4 and "de2000" in meta["validation"]
+
+    report.main([str(run), str(tmp_path / "curves.png")])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| epoch | phase | loss_D_fake") and table[3].startswith("| 2 | gan |")
+    assert Image.open(tmp_path / "curves.png").size[0] > 600
 
 
 def test_resume_continues_exactly_where_it_stopped(photo_folder, tmp_path):
