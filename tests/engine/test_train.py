@@ -61,6 +61,7 @@ def test_a_run_writes_losses_samples_checkpoint_and_weights(photo_folder, tmp_pa
     assert meta["training"]["epochs"] == 2 and meta["training"]["train_photos"] == 12
     assert meta["validation"]["images"] == 4 and "de2000" in meta["validation"]
 
+    capsys.readouterr()
     report.main([str(run), str(tmp_path / "curves.png")])
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| epoch | phase | loss_D_fake") and table[3].startswith("| 2 | gan |")
