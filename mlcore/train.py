@@ -200,7 +200,8 @@ class Trainer:
         """A grid, one val photo per row: grey | ours | truth."""
         if self.val_photos is None:
             return
-        true = next(data.centre_batches(self.val_photos[:count], count, self.cfg.size)).to(self.device)
+        spread = np.linspace(0, len(self.val_photos) - 1, count).astype(int)  # val is sorted by source
+        true = next(data.centre_batches(self.val_photos[spread], count, self.cfg.size)).to(self.device)
         L, _ = color.rgb_to_lab(true)
         pred = color.lab_to_rgb(L, self.G_ema(L).float())
         rows = torch.cat([color.grey_rgb(L), pred, true], dim=3)  # side by side
