@@ -37,9 +37,7 @@ no_login_redirect = method_decorator(login_not_required, name="dispatch")
 
 
 @no_login_redirect
-@extend_schema(
-    tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer, **errors(400)}
-)
+@extend_schema(tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer, **errors(400)})
 class ObtainToken(ObtainAuthToken):
     """Your API token for your username and password (created on first use, reset on your profile page)."""
 

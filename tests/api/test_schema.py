@@ -1,12 +1,16 @@
 """The OpenAPI schema is valid, covers every endpoint with its errors, and its docs work offline."""
 
+import os
 import re
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.urls import URLPattern
 from openapi_spec_validator import validate
+from playwright.sync_api import expect, sync_playwright
 
 from gallery.api.urls import urlpatterns
 
@@ -78,3 +82,29 @@ def test_the_docs_page_needs_nothing_from_the_internet(anonymous):
     for url in assets:
         assert url.startswith("/static/drf_spectacular_sidecar/")
         assert finders.find(url.removeprefix("/static/")), url
+
+
+def test_swagger_ui_renders_the_api_with_no_network(live_server):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{chromium} is missing (make test installs it)")
+        pytest.skip(f"{chromium} is missing: `make test` installs Debian's chromium")
+    outside = []
+
+    def only_the_live_server(route):
+        if urlsplit(route.request.url).netloc == urlsplit(live_server.url).netloc:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.route("**/*", only_the_live_server)
+        page.goto(live_server.url + "/api/docs/")
+        expect(page.get_by_role("heading", name="Colorizer API")).to_be_visible(timeout=30_000)
+        expect(page.locator(".opblock-summary-path", has_text="/api/v1/photos/{id}/result")).to_be_visible()
+        browser.close()
+    assert outside == []
