@@ -6,6 +6,8 @@ development secret key. A missing variable stops the process at start with its n
 Passes `manage.py check --deploy` without a warning.
 """
 
+import logging
+
 from botocore.config import Config
 
 from .base import *  # noqa: F403
@@ -48,7 +50,9 @@ MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddlewar
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 
 # --- Logs --------------------------------------------------------------------------------
-# One JSON object per line on stdout, for the container runtime to collect.
+# One JSON object per line on stdout, for the container runtime to collect. Python warnings
+# (deprecations, Celery's) go through logging as well, instead of as bare text on stderr.
+logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,6 +2,8 @@
 
 import io
 import json
+import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -73,3 +75,23 @@ def gunicorn(env, folder):
     port = free_port()
     command = [BIN / "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "colorizer_site.wsgi"]
     return Server("gunicorn", command, env, folder), f"http://127.0.0.1:{port}"
+
+
+def production_environment(**variables):
+    """The environment of a production container: the settings module and what it requires."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "colorizer_site.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+        **variables,
+    }
+
+
+def manage(env, *arguments, check=True):
+    """Run a manage.py command; with check, a failure fails the test and shows the output."""
+    result = subprocess.run([sys.executable, "manage.py", *arguments], cwd=BASE_DIR, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, f"manage.py {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}"
+    return result

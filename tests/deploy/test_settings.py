@@ -1,0 +1,43 @@
+"""colorizer_site.settings.production, loaded the way a container loads it: from the environment."""
+
+import pytest
+
+from .helpers import manage, production_environment
+
+# Named but never contacted: `check --deploy` looks at settings, not at servers.
+REQUIRED = {
+    "DATABASE_URL": "postgres://colorizer@127.0.0.1:5432/colorizer",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "AWS_STORAGE_BUCKET_NAME": "colorizer",
+}
+
+
+def test_check_deploy_finds_nothing_to_warn_about():
+    # DJANGO_DEBUG is base.py's switch; production ignores it.
+    env = production_environment(**REQUIRED, DJANGO_DEBUG="true")
+
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
+
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_without_https_check_deploy_warns():
+    """DJANGO_HTTPS=false (plain-HTTP trials) turns off what `check --deploy` looks for."""
+    env = production_environment(**REQUIRED, DJANGO_HTTPS="false")
+
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING", check=False)
+
+    assert result.returncode == 1
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", *REQUIRED])
+def test_a_missing_setting_stops_the_process_with_its_name(missing):
+    env = production_environment(**REQUIRED)
+    del env[missing]
+
+    result = manage(env, "check", check=False)
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: Set the {missing} environment variable" in result.stderr
