@@ -31,9 +31,16 @@ run: migrate
 chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
+# `docker compose config` checks docker/compose.yml (tests/deploy/test_docker.py); it needs
+# the Compose CLI but no Docker engine. Debian's docker-compose when neither CLI is there.
+.PHONY: compose-cli
+compose-cli:
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || \
+	{ $(SUDO) apt-get update && $(SUDO) apt-get install -y docker-compose; }
+
 # Everything on the embedded defaults (SQLite, filesystem broker), then the integration tests
 # again on PostgreSQL and Redis.
-test: $(STAMP) chromium
+test: $(STAMP) chromium compose-cli
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-services
 
