@@ -5,18 +5,29 @@ import os
 import shutil
 import tempfile
 
-# base.py puts every runtime path (SQLite file, media, broker messages) under this folder: a
-# fresh one keeps a developer's `make run` worker from eating the suite's messages.
-os.environ["COLORIZER_VAR_DIR"] = _VAR_DIR = tempfile.mkdtemp(prefix="colorizer-tests-")
-atexit.register(shutil.rmtree, _VAR_DIR, ignore_errors=True)
+# A run keeps to itself: its runtime files (SQLite, media, broker messages) in a fresh folder,
+# its own PostgreSQL test database and its own Redis keys. Neither a developer's `make run`
+# worker nor another test run on the same servers can take its messages or its data.
+# Processes the suite starts (a real `celery worker`) inherit the same run.
+_RUN_DIR = os.environ.get("COLORIZER_TEST_RUN_DIR")
+if _RUN_DIR is None:
+    _RUN_DIR = os.environ["COLORIZER_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="colorizer_tests_")
+    atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
+_RUN = os.path.basename(_RUN_DIR)
+# base.py puts every runtime path under this folder.
+os.environ["COLORIZER_VAR_DIR"] = _RUN_DIR
 
 from .base import *  # noqa: E402,F403
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    # A file, not SQLite's in-memory database, so that the Celery worker's thread sees the data.
-    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_VAR_DIR, "test.sqlite3")}  # noqa: F405
+    # A file, not SQLite's in-memory database, so that other threads and processes see the data.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_RUN_DIR, "test.sqlite3")}  # noqa: F405
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{_RUN}"}  # noqa: F405
 
-if not REDIS_URL:  # noqa: F405
+if REDIS_URL:  # noqa: F405
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{_RUN}:"}  # noqa: F405
+else:
     # The filesystem broker polls its folder; a test waits for every message it sends.
     CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "polling_interval": 0.1}  # noqa: F405
 

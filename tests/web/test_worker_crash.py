@@ -42,8 +42,8 @@ def child_pids(pid):
 
 @pytest.fixture
 def worker_process(transactional_db, colorizer, settings, tmp_path):
-    """`celery worker` as deployed: prefork pool, one child process, settings from the environment."""
-    # The worker's media folder is base.py's default under COLORIZER_VAR_DIR: use the same.
+    """`celery worker` as deployed (prefork pool, here one child process), on this run's broker."""
+    # The worker's media folder is the settings' default (under the run's folder): use the same.
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -53,8 +53,7 @@ def worker_process(transactional_db, colorizer, settings, tmp_path):
     }
     environment = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "colorizer_site.settings.base",
-        "COLORIZER_VAR_DIR": str(settings.VAR_DIR),
+        "DJANGO_SETTINGS_MODULE": "colorizer_site.settings.test",  # and COLORIZER_TEST_RUN_DIR
         "DATABASE_URL": database_url(),
         "COLORIZER_WEIGHTS": settings.COLORIZER_WEIGHTS,
         "COLORIZER_DEVICE": settings.COLORIZER_DEVICE,
