@@ -27,6 +27,7 @@ pytestmark = pytest.mark.services
 BUCKET = "colorizer-deploy"
 # The services pass uses Redis database 15; this test empties 14.
 REDIS_DB = 14
+REDIS_LOCK = "colorizer-deploy-test"
 PASSWORD = "a long enough passphrase"
 
 
@@ -53,11 +54,19 @@ def database_url(postgres):
 
 @pytest.fixture(scope="module")
 def redis_url(postgres):
+    """Redis database REDIS_DB, for this run alone (a lock keeps out a concurrent run), emptied after."""
     url = urlsplit(settings.REDIS_URL)
     assert url.path != f"/{REDIS_DB}", "the services pass and this test need different Redis databases"
     deploy_url = f"redis://{url.netloc}/{REDIS_DB}"
     client = redis.Redis.from_url(deploy_url)
-    client.flushdb()
+    deadline = time.monotonic() + 900
+    # Expires by itself should a run die without its cleanup.
+    while not client.set(REDIS_LOCK, os.getpid(), nx=True, ex=900):
+        assert time.monotonic() < deadline, f"Redis database {REDIS_DB} still locked by another test run"
+        time.sleep(1)
+    leftovers = [key for key in client.scan_iter() if key != REDIS_LOCK.encode()]  # of a run that died
+    if leftovers:
+        client.delete(*leftovers)
     yield deploy_url
     client.flushdb()
     client.close()
