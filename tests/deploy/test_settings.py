@@ -41,3 +41,17 @@ def test_a_missing_setting_stops_the_process_with_its_name(missing):
 
     assert result.returncode != 0
     assert f"ImproperlyConfigured: Set the {missing} environment variable" in result.stderr
+
+
+def test_workers_take_concurrency_and_batch_size_from_the_environment_and_colorize_on_their_queue():
+    env = production_environment(**REQUIRED, COLORIZER_WORKER_CONCURRENCY="3", COLORIZER_WORKER_PREFETCH="4")
+    script = (
+        "from colorizer_site.celery import app; conf = app.conf; "
+        "print(conf.worker_concurrency, conf.worker_prefetch_multiplier, "
+        "app.amqp.router.route({}, 'gallery.tasks.colorize')['queue'].name, *sorted(app.amqp.queues))"
+    )
+
+    result = manage(env, "shell", "--no-imports", "--command", script)
+
+    # A worker started without --queues consumes both queues.
+    assert result.stdout.split() == ["3", "4", "colorize", "celery", "colorize"]
