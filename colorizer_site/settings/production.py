@@ -18,7 +18,8 @@ SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # Web containers, workers and beat run on several machines: they share PostgreSQL, Redis and
-# a bucket, so all three must be named.
+# a bucket. base.py falls back to SQLite, a filesystem broker and a local folder without them;
+# here reading them without a default stops the process when one is missing.
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
