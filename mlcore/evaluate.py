@@ -14,8 +14,12 @@ from .inference import Colorizer, to_rgb_array
 
 
 def load_eval_images(folder, size: int, limit: int | None = None) -> list[Image.Image]:
+    paths = list_images(folder)
+    if limit and limit < len(paths):
+        # Evenly spread: a folder sorted by name is sorted by source, and the first N would be one source.
+        paths = [paths[i * len(paths) // limit] for i in range(limit)]
     images = []
-    for path in list_images(folder)[:limit]:
+    for path in paths:
         with Image.open(path) as im:
             images.append(ImageOps.fit(ImageOps.exif_transpose(im).convert("RGB"), (size, size),
                                        Image.Resampling.BICUBIC))

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import color, data, metrics
 from .models import AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, build_generator, count_parameters, init_weights
-from .weights import save_generator
+from .weights import load_generator, save_generator
 
 LOSS_COLUMNS = ["loss_D_fake", "loss_D_real", "loss_D", "loss_G_GAN", "loss_G_L1", "loss_G_CE", "loss_G"]
 
@@ -52,6 +52,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # bf16 autocast where the hardware does it fast
     seed: int = 0
+    init: str | None = None  # start G from these weights (fine-tuning); arch and config come from the file
 
 
 def pick_device(name: str) -> torch.device:
@@ -105,7 +106,12 @@ class Trainer:
         self.photos = photos if photos is not None else data.build_cache(cfg.data, cfg.cache_size, cache_dir)
         self.val_photos = data.build_cache(cfg.val, cfg.cache_size, cache_dir)[: cfg.val_images] if cfg.val else None
 
-        self.G = build_generator(cfg.arch, **cfg.gen_config).to(self.device)
+        if cfg.init:
+            self.G, meta = load_generator(cfg.init, self.device)
+            self.G.train()
+            cfg.arch, cfg.gen_config = meta["arch"], meta["config"]
+        else:
+            self.G = build_generator(cfg.arch, **cfg.gen_config).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.D = init_weights(PatchGAN()).to(self.device)
         betas = (cfg.beta1, 0.999)

@@ -67,6 +67,14 @@ def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):
     assert meta["arch"] == "unet" and meta["training"]["epochs"] == 2
     assert len((out / "losses.csv").read_text().splitlines()) == 3
 
+    # Fine-tuning starts from the weights, whatever --arch says, and records where it came from.
+    tuned = tmp_path / "tuned"
+    call_command("train_colorizer", *args, "--epochs", "1", "--arch", "resunet", "--out", str(tuned),
+                 "--init", str(out / "generator.safetensors"))
+    _, meta = load_generator(tuned / "generator.safetensors")
+    assert meta["arch"] == "unet" and meta["config"] == {"num_downs": 5, "ngf": 8}
+    assert meta["training"]["init"] == str(out / "generator.safetensors")
+
 
 def test_train_colorizer_refuses_a_missing_folder(tmp_path):
     with pytest.raises(CommandError, match="image folder not found"):

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--weights", help="weights file (default: the shipped model)")
         parser.add_argument("--data", required=True, help="folder of colour photos (e.g. a validation set)")
         parser.add_argument("--size", type=int, default=256, help="photos are centre-cropped to size x size")
-        parser.add_argument("--limit", type=int, help="only the first N photos")
+        parser.add_argument("--limit", type=int, help="only N photos, evenly spread over the folder")
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         parser.add_argument("--temperature", type=float, nargs="+",
                             help="annealed-mean temperatures to compare (generators with a colour-bin head)")

@@ -33,6 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
         parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=defaults.precision)
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument("--init", metavar="WEIGHTS",
+                            help="start the generator from a weights file (fine-tuning; its arch and config win)")
         parser.add_argument("--resume", metavar="CKPT", help="continue this checkpoint.pt exactly where it stopped")
 
     def handle(self, *args, **opts):
