@@ -2,6 +2,8 @@ import os
 
 from celery import Celery
 
+from . import broker  # noqa: F401  registers the embedded broker's URL scheme
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "colorizer_site.settings.base")
 
 app = Celery("colorizer_site")

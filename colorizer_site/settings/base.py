@@ -138,7 +138,7 @@ if REDIS_URL:
 else:
     # No server needed: messages are files under var/broker (one machine only).
     BROKER_DIR = VAR_DIR / "broker"
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "colorizer-files://"  # colorizer_site/broker.py
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "messages"),
         "data_folder_out": str(BROKER_DIR / "messages"),
