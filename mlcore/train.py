@@ -104,7 +104,11 @@ class Trainer:
 
         cache_dir = Path(os.environ.get("MLCORE_CACHE", Path.home() / ".cache" / "mlcore"))
         self.photos = photos if photos is not None else data.build_cache(cfg.data, cfg.cache_size, cache_dir)
-        self.val_photos = data.build_cache(cfg.val, cfg.cache_size, cache_dir)[: cfg.val_images] if cfg.val else None
+        self.val_photos = None
+        if cfg.val:
+            val = data.build_cache(cfg.val, cfg.cache_size, cache_dir)
+            # Evenly spread: the folder is sorted by source, and the first N would be one or two sources.
+            self.val_photos = val[np.linspace(0, len(val) - 1, min(cfg.val_images, len(val))).astype(int)]
 
         if cfg.init:
             self.G, meta = load_generator(cfg.init, self.device)
@@ -206,7 +210,7 @@ class Trainer:
         """A grid, one val photo per row: grey | ours | truth."""
         if self.val_photos is None:
             return
-        spread = np.linspace(0, len(self.val_photos) - 1, count).astype(int)  # val is sorted by source
+        spread = np.linspace(0, len(self.val_photos) - 1, count).astype(int)
         true = next(data.centre_batches(self.val_photos[spread], count, self.cfg.size)).to(self.device)
         L, _ = color.rgb_to_lab(true)
         pred = color.lab_to_rgb(L, self.G_ema(L).float())
