@@ -191,16 +191,20 @@ class Trainer:
     # -- validation, samples ---------------------------------------------------------------
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validate(self, grey: bool = False) -> dict[str, float]:
+        """Metrics of the EMA generator on val's centre crops (or of the no-colour baseline)."""
         if self.val_photos is None:
             return {}
         per_image: dict[str, list] = {}
         for rgb in data.centre_batches(self.val_photos, 64, self.cfg.size):
             true = rgb.to(self.device)
             L, _ = color.rgb_to_lab(true)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                ab = self.G_ema(L)
-            pred = color.lab_to_rgb(L, ab.float())
+            if grey:
+                pred = color.grey_rgb(L)
+            else:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    ab = self.G_ema(L)
+                pred = color.lab_to_rgb(L, ab.float())
             for k, v in metrics.image_metrics(pred.cpu(), true.cpu()).items():
                 per_image.setdefault(k, []).append(v)
         return metrics.summarize(per_image)
@@ -265,6 +269,9 @@ class Trainer:
         cfg = self.cfg
         print(f"G {cfg.arch} {count_parameters(self.G) / 1e6:.2f}M params, D {count_parameters(self.D) / 1e6:.2f}M, "
               f"{len(self.photos)} train photos, device {self.device}, bf16 {self.bf16}")
+        if self.val_photos is not None:
+            grey = self.validate(grey=True)
+            print("no-colour baseline on val:", json.dumps({k: round(grey[k], 4) for k in metrics.COLUMNS}))
         log_path = self.out / "losses.csv"
         columns = ["epoch", "phase", *LOSS_COLUMNS, *(f"val_{k}" for k in metrics.COLUMNS), "images_per_s", "minutes"]
         while self.epoch < cfg.epochs:
