@@ -55,3 +55,12 @@ def format_table(rows: dict[str, dict]) -> str:
     truth_cf = next(iter(rows.values()))["cf_true"]
     lines.append(f"\nTruth's colourfulness: {truth_cf:.1f}")
     return "\n".join(lines)
+
+
+def sample_grid(colorizer: Colorizer, images: list[Image.Image], count: int = 8) -> Image.Image:
+    """One photo per row, spread over the set: grey | ours | truth."""
+    picked = [images[i * len(images) // count] for i in range(min(count, len(images)))]
+    rows = []
+    for true, ours in zip(picked, colorizer.colorize_batch(picked)):
+        rows.append(np.concatenate([np.asarray(true.convert("L").convert("RGB")), np.asarray(ours), np.asarray(true)], 1))
+    return Image.fromarray(np.concatenate(rows, 0))

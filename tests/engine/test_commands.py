@@ -44,13 +44,14 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     for i in range(5):
         synthetic_photo(i).save(folder / f"{i}.png")
     call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32,
-                 temperature=[1.0, 0.5], ship=str(tmp_path / "shipped.safetensors"))
+                 temperature=[1.0, 0.5], ship=str(tmp_path / "shipped.safetensors"), grid=str(tmp_path / "grid.png"))
     out = capsys.readouterr().out
     assert "5 photos" in out
     rows = [line for line in out.splitlines() if line.startswith("| ours") or line.startswith("| no colour")]
     assert [r.split("|")[1].strip() for r in rows] == ["no colour", "ours, T=1", "ours, T=0.5"]
     no_colour = rows[0].split("|")
     assert no_colour[-2].strip().startswith("0.0 (")  # grey has no colourfulness
+    assert Image.open(tmp_path / "grid.png").size == (3 * 32, 5 * 32)  # 5 photos: grey | ours | truth
     generator, meta = load_generator(tmp_path / "shipped.safetensors")
     assert float(generator.temperature) == 1.0 and meta["inference"] == {"size": 32, "temperature": 1.0}
     assert meta["validation"]["images"] == 5 and set(meta["validation"]["ours"]) >= {"psnr", "de2000", "auc"}

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mlcore.evaluate import evaluate, format_table, load_eval_images
+from mlcore.evaluate import evaluate, format_table, load_eval_images, sample_grid
 from mlcore.inference import Colorizer
 from mlcore.weights import DEFAULT_WEIGHTS, WeightsError, save_generator
 
@@ -16,9 +16,11 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="only N photos, evenly spread over the folder")
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         parser.add_argument("--temperature", type=float, nargs="+",
-                            help="annealed-mean temperatures to compare (generators with a colour-bin head)")
+                            help="annealed-mean temperatures to compare (generators with a colour-bin head); "
+                                 "the first is the one --grid and --ship use")
+        parser.add_argument("--grid", metavar="PNG", help="also save a grey | ours | truth grid of 8 photos")
         parser.add_argument("--ship", metavar="FILE",
-                            help="write the weights, with the (first) temperature and these val metrics, to FILE")
+                            help="write the weights, with the first temperature and these metrics, to FILE")
 
     def handle(self, *args, **opts):
         weights = opts["weights"] or settings.COLORIZER_WEIGHTS or DEFAULT_WEIGHTS
@@ -34,23 +36,26 @@ class Command(BaseCommand):
         if temperatures != [None] and not hasattr(generator, "temperature"):
             raise CommandError(f"{colorizer.metadata['arch']} has no colour-bin head, so no temperature")
         self.stdout.write(f"{colorizer.version}: {len(images)} photos from {opts['data']} at {opts['size']}px")
-        rows, first = {}, None
+
+        rows, results = {}, []
         for t in temperatures:
             if t is not None:
                 generator.temperature.fill_(t)
             result = evaluate(colorizer, images)
             rows.setdefault("no colour", result["no colour"])
             rows["ours" if t is None else f"ours, T={t:g}"] = result["ours"]
-            first = first or (t, result)
+            results.append(result)
         self.stdout.write(format_table(rows))
+
+        if temperatures[0] is not None:
+            generator.temperature.fill_(temperatures[0])
+        if opts["grid"]:
+            sample_grid(colorizer, images).save(opts["grid"])
         if opts["ship"]:
-            t, result = first
-            if t is not None:
-                generator.temperature.fill_(t)
             meta = colorizer.metadata
             validation = {"data": str(opts["data"]), "images": len(images), "size": opts["size"],
-                          **{name: {k: round(v, 4) for k, v in m.items()} for name, m in result.items()}}
+                          **{name: {k: round(v, 4) for k, v in m.items()} for name, m in results[0].items()}}
             path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
                                   training=meta.get("training", {}), validation=validation,
-                                  inference={"size": opts["size"], "temperature": t})
+                                  inference={"size": opts["size"], "temperature": temperatures[0]})
             self.stdout.write(f"wrote {path}")
