@@ -101,3 +101,17 @@ def test_a_batch_of_mixed_sizes_matches_one_by_one(colorizer):
 
 def test_version_names_arch_and_file(colorizer, tiny_weights):
     assert colorizer.version.startswith("resunet-") and len(colorizer.version) == len("resunet-") + 8
+
+
+def test_chroma_gain_makes_colours_more_saturated(tiny_weights):
+    from mlcore.metrics import colorfulness
+
+    photo = synthetic_photo(4, size=(64, 64))
+    plain = Colorizer.load(tiny_weights, size=32)
+    vivid = Colorizer.load(tiny_weights, size=32)
+    vivid.chroma = 2.0
+
+    def cf(image):
+        return float(colorfulness(torch.from_numpy(to_rgb_array(image)).permute(2, 0, 1)[None]))
+
+    assert cf(vivid.colorize(photo)) > 1.5 * cf(plain.colorize(photo))

@@ -18,6 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float, nargs="+",
                             help="annealed-mean temperatures to compare (generators with a colour-bin head); "
                                  "the first is the one --grid and --ship use")
+        parser.add_argument("--chroma", type=float, nargs="+", default=[1.0],
+                            help="chroma gains to compare (x every temperature); the first is the one "
+                                 "--grid and --ship use")
         parser.add_argument("--grid", metavar="PNG", help="also save a grey | ours | truth grid of 8 photos")
         parser.add_argument("--ship", metavar="FILE",
                             help="write the weights, with the first temperature and these metrics, to FILE")
@@ -39,16 +42,20 @@ class Command(BaseCommand):
 
         rows, results = {}, []
         for t in temperatures:
-            if t is not None:
-                generator.temperature.fill_(t)
-            result = evaluate(colorizer, images)
-            rows.setdefault("no colour", result["no colour"])
-            rows["ours" if t is None else f"ours, T={t:g}"] = result["ours"]
-            results.append(result)
+            for chroma in opts["chroma"]:
+                if t is not None:
+                    generator.temperature.fill_(t)
+                colorizer.chroma = chroma
+                result = evaluate(colorizer, images)
+                rows.setdefault("no colour", result["no colour"])
+                settings_shown = ([f"T={t:g}"] if t is not None else []) + ([f"chroma={chroma:g}"] if chroma != 1 else [])
+                rows[", ".join(["ours", *settings_shown])] = result["ours"]
+                results.append(result)
         self.stdout.write(format_table(rows))
 
         if temperatures[0] is not None:
             generator.temperature.fill_(temperatures[0])
+        colorizer.chroma = opts["chroma"][0]
         if opts["grid"]:
             sample_grid(colorizer, images).save(opts["grid"])
         if opts["ship"]:
@@ -57,5 +64,6 @@ class Command(BaseCommand):
                           **{name: {k: round(v, 4) for k, v in m.items()} for name, m in results[0].items()}}
             path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
                                   training=meta.get("training", {}), validation=validation,
-                                  inference={"size": opts["size"], "temperature": temperatures[0]})
+                                  inference={"size": opts["size"], "temperature": temperatures[0],
+                                             "chroma": opts["chroma"][0]})
             self.stdout.write(f"wrote {path}")
