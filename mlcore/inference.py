@@ -43,10 +43,29 @@ def working_size(h: int, w: int, size: int) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def merge(L_full: torch.Tensor, ab_small: torch.Tensor) -> torch.Tensor:
-    """Upsample predicted ab to L's size and put it beside L, untouched: (B, 3, H, W) normalised Lab."""
-    ab = F.interpolate(ab_small.float(), size=L_full.shape[-2:], mode="bilinear", align_corners=False)
-    return torch.cat([L_full, ab], dim=1)
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+
+
+def merge(L_full: torch.Tensor, L_small: torch.Tensor, ab_small: torch.Tensor,
+          radius: int = 2, eps: float = 1e-3) -> torch.Tensor:
+    """Put the predicted ab, brought to full size, beside the untouched full-resolution L.
+
+    Plain upsampling would smear colour across edges (the net's ab is coarse), so ab is
+    carried up by a fast guided filter (He & Sun 2015): at the working size, ab is fitted
+    locally as a linear function of L; the fit's coefficients are upsampled and applied
+    to the full-resolution L, so colour edges land on L's edges. Returns (B, 3, H, W).
+    """
+    mean_L, mean_ab = _box(L_small, radius), _box(ab_small, radius)
+    cov = _box(L_small * ab_small, radius) - mean_L * mean_ab
+    var = _box(L_small * L_small, radius) - mean_L * mean_L
+    a = cov / (var + eps)
+    b = mean_ab - a * mean_L
+    a, b = _box(a, radius), _box(b, radius)
+    size = L_full.shape[-2:]
+    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    return torch.cat([L_full, (a * L_full + b).clamp_(-1, 1)], dim=1)
 
 
 class Colorizer:
@@ -88,7 +107,7 @@ class Colorizer:
             # A network trained for accuracy predicts the expected colour, which is duller than any
             # real one where it is unsure; the gain (chosen on val) trades a little accuracy for life.
             ab = (self.generator(L_small.to(self.device)).float().cpu() * self.chroma).clamp_(-1, 1)
-            lab = merge(L_full, ab)
+            lab = merge(L_full, L_small, ab)
             out = color.lab_to_rgb(lab[:, :1], lab[:, 1:])
             for i, rgb in zip(members, out):
                 results[i] = Image.fromarray((rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))

@@ -23,9 +23,24 @@ def _L(image):
 
 def test_merge_keeps_the_full_resolution_L_exactly():
     L = torch.rand(1, 1, 97, 131) * 2 - 1
-    lab = merge(L, torch.rand(1, 2, 24, 33) * 2 - 1)
+    L_small = torch.nn.functional.interpolate(L, size=(24, 33), mode="bilinear", antialias=True)
+    lab = merge(L, L_small, torch.rand(1, 2, 24, 33) * 2 - 1)
     assert lab.shape == (1, 3, 97, 131)
     assert torch.equal(lab[:, :1], L)
+
+
+def test_merged_colour_edges_follow_the_full_resolution_edges():
+    # A dark left half and a bright right half, split at column 203 of 400 (not on the small grid).
+    L = torch.full((1, 1, 40, 400), -0.6)
+    L[..., 203:] = 0.6
+    L_small = torch.nn.functional.interpolate(L, size=(4, 40), mode="bilinear", antialias=True)
+    ab_small = torch.where(L_small > 0, 0.4, -0.4).repeat(1, 2, 1, 1)  # blue-ish left, orange-ish right
+    ab = merge(L, L_small, ab_small)[0, 1]
+    plain = torch.nn.functional.interpolate(ab_small, size=(40, 400), mode="bilinear")[0, 0]
+    # Plain upsampling smears the colour over ~10 columns around the edge; the merge keeps it sharp.
+    assert (plain[20, 193:213].abs() < 0.3).sum() >= 4
+    assert torch.all(ab[20, :203] < -0.2) and torch.all(ab[20, 203:] > 0.4)
+    assert ab[20, 203] - ab[20, 202] > 0.7  # the whole step in one column
 
 
 def test_output_has_the_inputs_size_and_lightness(colorizer):
