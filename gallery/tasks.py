@@ -7,6 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import task_postrun, task_prerun
 from django.conf import settings
 from django.db import DatabaseError, OperationalError
+from PIL import UnidentifiedImageError
 
 from . import services
 from .models import ColorizationJob
@@ -16,6 +17,8 @@ job_log = logging.getLogger("gallery.jobs")
 # Worth another try: storage or network hiccups, a database that restarted. The job's
 # attempt limit (COLORIZER_JOB_MAX_ATTEMPTS) decides when to stop, so retries are unbounded here.
 TRANSIENT_ERRORS = (OSError, BotoCoreError, ClientError, OperationalError)
+# OSErrors that another try cannot mend: a stored original Pillow cannot read.
+PERMANENT_ERRORS = (UnidentifiedImageError,)
 
 
 class ColorizeTask(Task):
@@ -32,6 +35,7 @@ class ColorizeTask(Task):
 @shared_task(
     base=ColorizeTask,
     autoretry_for=TRANSIENT_ERRORS,
+    dont_autoretry_for=PERMANENT_ERRORS,
     retry_backoff=True,
     retry_backoff_max=300,
     max_retries=None,

@@ -70,6 +70,19 @@ def test_transient_errors_are_retried_then_given_up_with_the_last_error(alice, s
     assert stored_files(media) == []
 
 
+def test_an_unreadable_original_fails_at_once_without_retries(alice, settings):
+    settings.COLORIZER_JOB_MAX_ATTEMPTS = 3
+    photo, job = upload(alice)
+    name = photo.original.name
+    default_storage.delete(name)
+    default_storage.save(name, io.BytesIO(b"damaged on disk"))  # Pillow raises UnidentifiedImageError
+
+    [job] = wait_until_finished([job.id])
+
+    assert (job.state, job.attempts) == ("failed", 1)
+    assert job.error.startswith("UnidentifiedImageError: ")
+
+
 def test_a_job_left_running_by_a_lost_worker_runs_again(alice):
     # What a redelivered message finds: the job its dead worker had started.
     photo, job = upload(alice)
