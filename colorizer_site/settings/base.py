@@ -186,6 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "uploads_per_minute": f"{env.int('COLORIZER_API_UPLOADS_PER_MINUTE', default=60)}/minute",
         "uploads_per_day": f"{env.int('COLORIZER_API_UPLOADS_PER_DAY', default=2000)}/day",
+        "token_attempts": f"{env.int('COLORIZER_API_TOKEN_ATTEMPTS_PER_MINUTE', default=10)}/minute",
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -29,7 +29,7 @@ from .exceptions import NotColorized
 from .negotiation import ImageDownloadNegotiation
 from .schema import LOCATION, RETRY_AFTER, errors
 from .serializers import JobSerializer, PhotoFilterSerializer, PhotoSerializer, TokenSerializer, UploadSerializer
-from .throttling import UploadsPerDay, UploadsPerMinute
+from .throttling import TokenAttempts, UploadsPerDay, UploadsPerMinute
 
 # The API authenticates each request itself (token or session) and answers 401, where the web
 # app's LoginRequiredMiddleware would redirect to the log-in page.
@@ -42,6 +42,7 @@ class ObtainToken(ObtainAuthToken):
     """Your API token for your username and password (created on first use, reset on your profile page)."""
 
     authentication_classes = []  # the credentials are in the body
+    throttle_classes = [TokenAttempts]
 
 
 class OwnPhotos:

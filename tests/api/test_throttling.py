@@ -52,3 +52,17 @@ def test_uploads_over_the_day_limit_wait_for_the_day(as_alice, rates):
 
     assert refused.status_code == 429
     assert 60 < int(refused["Retry-After"]) <= 24 * 3600
+
+
+def test_password_guesses_for_a_token_are_limited_per_address(anonymous, alice, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "token_attempts": "3/minute"},
+    }
+    guesses = [anonymous.post("/api/v1/auth/token/", {"username": "alice", "password": f"guess {i}"}) for i in range(3)]
+    assert [r.status_code for r in guesses] == [400, 400, 400]
+
+    # Even the right password waits now: a guesser can't tell a hit from the limit.
+    refused = anonymous.post("/api/v1/auth/token/", {"username": "alice", "password": "correct horse battery"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert refused.json()["error"]["code"] == "throttled"
