@@ -45,18 +45,21 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     for i in range(5):
         synthetic_photo(i).save(folder / f"{i}.png")
     call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32,
-                 temperature=[1.0, 0.5], chroma=[1.5, 1.0], ship=str(tmp_path / "shipped.safetensors"), grid=str(tmp_path / "grid.png"))
+                 temperature=[1.0, 0.5], chroma=[1.5, 1.0], working_size=[16, 32], ship=str(tmp_path / "shipped.safetensors"), grid=str(tmp_path / "grid.png"))
     out = capsys.readouterr().out
     assert "5 photos" in out
     rows = [line for line in out.splitlines() if line.startswith("| ours") or line.startswith("| no colour")]
-    assert [r.split("|")[1].strip() for r in rows] == ["no colour", "ours, T=1, chroma=1.5", "ours, T=1", "ours, T=0.5, chroma=1.5", "ours, T=0.5"]
+    assert [r.split("|")[1].strip() for r in rows] == ["no colour", "ours, T=1, chroma=1.5, at 16px", "ours, T=1, chroma=1.5",
+                                                  "ours, T=1, at 16px", "ours, T=1",
+                                                  "ours, T=0.5, chroma=1.5, at 16px", "ours, T=0.5, chroma=1.5",
+                                                  "ours, T=0.5, at 16px", "ours, T=0.5"]
     no_colour = rows[0].split("|")
     assert no_colour[-2].strip().startswith("0.0 (")  # grey has no colourfulness
     assert Image.open(tmp_path / "grid.png").size == (3 * 32, 5 * 32)  # 5 photos: grey | ours | truth
     generator, meta = load_generator(tmp_path / "shipped.safetensors")
-    assert float(generator.temperature) == 1.0 and meta["inference"] == {"size": 32, "temperature": 1.0, "chroma": 1.5}
+    assert float(generator.temperature) == 1.0 and meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5}
     colorizer = Colorizer.load(tmp_path / "shipped.safetensors")
-    assert colorizer.chroma == 1.5 and colorizer.size == 32
+    assert colorizer.chroma == 1.5 and colorizer.size == 16
     assert meta["validation"]["images"] == 5 and set(meta["validation"]["ours"]) >= {"psnr", "de2000", "auc"}
 
 

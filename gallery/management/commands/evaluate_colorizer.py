@@ -1,3 +1,5 @@
+import itertools
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -18,6 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float, nargs="+",
                             help="annealed-mean temperatures to compare (generators with a colour-bin head); "
                                  "the first is the one --grid and --ship use")
+        parser.add_argument("--working-size", type=int, nargs="+",
+                            help="working resolutions (short side) to compare; default --size")
         parser.add_argument("--chroma", type=float, nargs="+", default=[1.0],
                             help="chroma gains to compare (x every temperature); the first is the one "
                                  "--grid and --ship use")
@@ -40,22 +44,19 @@ class Command(BaseCommand):
             raise CommandError(f"{colorizer.metadata['arch']} has no colour-bin head, so no temperature")
         self.stdout.write(f"{colorizer.version}: {len(images)} photos from {opts['data']} at {opts['size']}px")
 
+        working_sizes = opts["working_size"] or [opts["size"]]
         rows, results = {}, []
-        for t in temperatures:
-            for chroma in opts["chroma"]:
-                if t is not None:
-                    generator.temperature.fill_(t)
-                colorizer.chroma = chroma
-                result = evaluate(colorizer, images)
-                rows.setdefault("no colour", result["no colour"])
-                settings_shown = ([f"T={t:g}"] if t is not None else []) + ([f"chroma={chroma:g}"] if chroma != 1 else [])
-                rows[", ".join(["ours", *settings_shown])] = result["ours"]
-                results.append(result)
+        for t, chroma, working_size in itertools.product(temperatures, opts["chroma"], working_sizes):
+            self._use(colorizer, t, chroma, working_size)
+            result = evaluate(colorizer, images)
+            rows.setdefault("no colour", result["no colour"])
+            shown = ([f"T={t:g}"] if t is not None else []) + ([f"chroma={chroma:g}"] if chroma != 1 else [])
+            shown += [f"at {working_size}px"] if working_size != opts["size"] else []
+            rows[", ".join(["ours", *shown])] = result["ours"]
+            results.append(result)
         self.stdout.write(format_table(rows))
 
-        if temperatures[0] is not None:
-            generator.temperature.fill_(temperatures[0])
-        colorizer.chroma = opts["chroma"][0]
+        self._use(colorizer, temperatures[0], opts["chroma"][0], working_sizes[0])
         if opts["grid"]:
             sample_grid(colorizer, images).save(opts["grid"])
         if opts["ship"]:
@@ -64,6 +65,12 @@ class Command(BaseCommand):
                           **{name: {k: round(v, 4) for k, v in m.items()} for name, m in results[0].items()}}
             path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
                                   training=meta.get("training", {}), validation=validation,
-                                  inference={"size": opts["size"], "temperature": temperatures[0],
+                                  inference={"size": working_sizes[0], "temperature": temperatures[0],
                                              "chroma": opts["chroma"][0]})
             self.stdout.write(f"wrote {path}")
+
+    @staticmethod
+    def _use(colorizer, temperature, chroma, working_size):
+        if temperature is not None:
+            colorizer.generator.temperature.fill_(temperature)
+        colorizer.chroma, colorizer.size = chroma, working_size
