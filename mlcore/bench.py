@@ -14,8 +14,10 @@ from .models import build_generator, count_parameters
 from .train import TrainConfig, Trainer
 
 GENERATORS = {  # name -> (arch, config)
-    "unet (seed, ngf 64)": ("unet", {"num_downs": 8, "ngf": 64}),
-    "unet (ngf 32)": ("unet", {"num_downs": 8, "ngf": 32}),
+    # pix2pix's unet_256: at 128 px its 8 halvings need the crop padded to 256.
+    "unet_256 (seed, ngf 64)": ("unet", {"num_downs": 8, "ngf": 64}),
+    # pix2pix's unet_128 at ngf 32: the 10.5M-parameter reference for CPU training speed.
+    "unet_128 (ngf 32)": ("unet", {"num_downs": 7, "ngf": 32}),
     "resunet (ours, ngf 32)": ("resunet", {"ngf": 32}),
 }
 
