@@ -12,3 +12,5 @@ urlpatterns = [
     path("api/", include("gallery.api.urls")),
     path("", include("gallery.urls")),
 ]
+
+handler500 = "gallery.api.exceptions.server_error"

@@ -4,6 +4,8 @@
 (the errors of each field of an invalid request, the seconds to wait when throttled).
 """
 
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.settings import api_settings
@@ -56,3 +58,15 @@ def _messages(detail, field=None):
         yield f"{field}: {detail}"
     else:
         yield str(detail)
+
+
+def server_error(request):
+    """Django's handler500: a bug under /api/ still answers in the one error shape.
+
+    Django has logged the traceback by now; the client only learns that it wasn't its fault.
+    """
+    if request.path.startswith("/api/"):
+        error = {"code": "server_error", "message": "Something went wrong on our side; try again later.",
+                 "detail": None}
+        return JsonResponse({"error": error}, status=500)
+    return defaults.server_error(request)

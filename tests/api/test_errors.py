@@ -37,3 +37,20 @@ def test_malformed_json_is_a_json_400(anonymous):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
+
+
+def test_a_bug_is_a_json_500_for_the_api_and_the_usual_page_elsewhere(as_alice, alice, client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("gallery.services.photos_of", broken)
+    as_alice.raise_request_exception = False
+    response = as_alice.get("/api/v1/photos/")
+
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "server_error", "detail": None,
+                                         "message": "Something went wrong on our side; try again later."}}
+    client.force_login(alice)
+    client.raise_request_exception = False
+    page = client.get("/")
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
