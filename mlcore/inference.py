@@ -48,24 +48,34 @@ def _box(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def merge(L_full: torch.Tensor, L_small: torch.Tensor, ab_small: torch.Tensor,
-          radius: int = 2, eps: float = 1e-3) -> torch.Tensor:
+          rows: tuple[int, int] | None = None, radius: int = 2, eps: float = 1e-3) -> torch.Tensor:
     """Put the predicted ab, brought to full size, beside the untouched full-resolution L.
 
     Plain upsampling would smear colour across edges (the net's ab is coarse), so ab is
     carried up by a fast guided filter (He & Sun 2015): at the working size, ab is fitted
     locally as a linear function of L; the fit's coefficients are upsampled and applied
-    to the full-resolution L, so colour edges land on L's edges. Returns (B, 3, H, W).
+    to the full-resolution L, so colour edges land on L's edges.
+
+    Returns normalised Lab (B, 3, rows, W), for `rows` = (y0, y1) only when given: a
+    50-megapixel photo done whole would take ~10 GB, in strips it takes a small fraction.
     """
     mean_L, mean_ab = _box(L_small, radius), _box(ab_small, radius)
     cov = _box(L_small * ab_small, radius) - mean_L * mean_ab
     var = _box(L_small * L_small, radius) - mean_L * mean_L
     a = cov / (var + eps)
-    b = mean_ab - a * mean_L
-    a, b = _box(a, radius), _box(b, radius)
-    size = L_full.shape[-2:]
-    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
-    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
-    return torch.cat([L_full, (a * L_full + b).clamp_(-1, 1)], dim=1)
+    coefficients = torch.cat([_box(a, radius), _box(mean_ab - a * mean_L, radius)], dim=1)
+    height, width = L_full.shape[-2:]
+    y0, y1 = rows or (0, height)
+    # Bilinear upsampling of just these rows: pixel centres in [-1, 1] (as F.interpolate, align_corners=False).
+    ys = (2 * torch.arange(y0, y1) + 1) / height - 1
+    xs = (2 * torch.arange(width) + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).expand(len(L_full), -1, -1, -1)
+    a, b = F.grid_sample(coefficients, grid, mode="bilinear", padding_mode="border", align_corners=False).chunk(2, 1)
+    L = L_full[..., y0:y1, :]
+    return torch.cat([L, (a * L + b).clamp_(-1, 1)], dim=1)
+
+
+STRIP_ROWS = 256  # full-resolution work is done this many rows at a time
 
 
 class Colorizer:
@@ -100,15 +110,27 @@ class Colorizer:
         for i, rgb in enumerate(rgbs):
             groups.setdefault(rgb.shape[:2], []).append(i)
         for (h, w), members in groups.items():
-            batch = torch.from_numpy(np.stack([rgbs[i] for i in members])).permute(0, 3, 1, 2)
-            L_full, _ = color.rgb_to_lab(batch)  # colour input is desaturated: only its L is used
-            L_small = F.interpolate(L_full, size=working_size(h, w, self.size), mode="bilinear",
-                                    align_corners=False, antialias=True)
+            # Colour input is desaturated: only its L is used.
+            L_full = [_lightness(rgbs[i]) for i in members]
+            L_small = torch.cat([F.interpolate(L, size=working_size(h, w, self.size), mode="bilinear",
+                                               align_corners=False, antialias=True) for L in L_full])
             # A network trained for accuracy predicts the expected colour, which is duller than any
             # real one where it is unsure; the gain (chosen on val) trades a little accuracy for life.
             ab = (self.generator(L_small.to(self.device)).float().cpu() * self.chroma).clamp_(-1, 1)
-            lab = merge(L_full, L_small, ab)
-            out = color.lab_to_rgb(lab[:, :1], lab[:, 1:])
-            for i, rgb in zip(members, out):
-                results[i] = Image.fromarray((rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+            for k, i in enumerate(members):
+                out = np.empty((h, w, 3), dtype=np.uint8)
+                for y in range(0, h, STRIP_ROWS):
+                    lab = merge(L_full[k], L_small[k:k + 1], ab[k:k + 1], rows=(y, min(h, y + STRIP_ROWS)))
+                    rgb = color.lab_to_rgb(lab[:, :1], lab[:, 1:])[0]
+                    out[y:y + STRIP_ROWS] = (rgb.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+                results[i] = Image.fromarray(out)
         return results
+
+
+def _lightness(rgb: np.ndarray) -> torch.Tensor:
+    """Normalised L (1, 1, H, W) of an (H, W, 3) image, converted a strip at a time."""
+    L = torch.empty(1, 1, *rgb.shape[:2])
+    for y in range(0, rgb.shape[0], STRIP_ROWS):
+        strip = torch.from_numpy(rgb[y:y + STRIP_ROWS]).permute(2, 0, 1)[None]
+        L[..., y:y + STRIP_ROWS, :] = color.rgb_to_lab(strip)[0]
+    return L

@@ -130,3 +130,11 @@ def test_chroma_gain_makes_colours_more_saturated(tiny_weights):
         return float(colorfulness(torch.from_numpy(to_rgb_array(image)).permute(2, 0, 1)[None]))
 
     assert cf(vivid.colorize(photo)) > 1.5 * cf(plain.colorize(photo))
+
+
+def test_strips_of_rows_give_exactly_the_whole_merge():
+    L = torch.rand(1, 1, 97, 131) * 2 - 1
+    L_small = torch.nn.functional.interpolate(L, size=(24, 33), mode="bilinear", antialias=True)
+    ab = torch.rand(1, 2, 24, 33) * 2 - 1
+    strips = torch.cat([merge(L, L_small, ab, rows=(y, min(97, y + 10))) for y in range(0, 97, 10)], dim=2)
+    assert torch.equal(strips, merge(L, L_small, ab))
