@@ -255,9 +255,10 @@ class Trainer:
         cfg = self.cfg
         training = {
             "data": str(cfg.data), "train_photos": int(len(self.photos)), "val": cfg.val,
-            "epochs": self.epoch, "samples_seen": self.samples_seen,
-            "train_minutes": round(self.train_seconds / 60, 1), "device": str(self.device), "bf16": self.bf16,
             **{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("data", "val", "out", "gen_config")},
+            # What happened, beside what was asked for (`epochs`, `device`).
+            "epochs_trained": self.epoch, "samples_seen": self.samples_seen,
+            "train_minutes": round(self.train_seconds / 60, 1), "trained_on": str(self.device), "bf16": self.bf16,
         }
         val = {"images": int(len(self.val_photos)), "size": cfg.size, **val_metrics} if val_metrics else {}
         return save_generator(self.out / "generator.safetensors", self.G_ema, cfg.arch, cfg.gen_config,

@@ -71,7 +71,7 @@ def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):
     call_command("train_colorizer", *args, "--epochs", "1")
     call_command("train_colorizer", *args, "--epochs", "2", "--resume", str(out / "checkpoint.pt"))
     _, meta = load_generator(out / "generator.safetensors")
-    assert meta["arch"] == "unet" and meta["training"]["epochs"] == 2
+    assert meta["arch"] == "unet" and meta["training"]["epochs_trained"] == 2
     assert len((out / "losses.csv").read_text().splitlines()) == 3
 
     # Fine-tuning starts from the weights, whatever --arch says, and records where it came from.

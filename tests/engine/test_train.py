@@ -58,7 +58,7 @@ def test_a_run_writes_losses_samples_checkpoint_and_weights(photo_folder, tmp_pa
     assert all(float(r["val_psnr"]) > 0 for r in rows)
     assert (run / "samples_epoch002.png").exists() and (run / "checkpoint.pt").exists()
     _, meta = load_generator(run / "generator.safetensors")
-    assert meta["training"]["epochs"] == 2 and meta["training"]["train_photos"] == 12
+    assert meta["training"]["epochs_trained"] == 2 and meta["training"]["train_photos"] == 12
     assert meta["validation"]["images"] == 4 and "de2000" in meta["validation"]
 
     capsys.readouterr()
