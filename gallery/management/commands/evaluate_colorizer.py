@@ -21,9 +21,9 @@ class Command(BaseCommand):
                             help="annealed-mean temperatures to compare (generators with a colour-bin head); "
                                  "the first is the one --grid and --ship use")
         parser.add_argument("--working-size", type=int, nargs="+",
-                            help="working resolutions (short side) to compare; default --size")
-        parser.add_argument("--chroma", type=float, nargs="+", default=[1.0],
-                            help="chroma gains to compare (x every temperature); the first is the one "
+                            help="working resolutions (short side) to compare; default: the model's")
+        parser.add_argument("--chroma", type=float, nargs="+",
+                            help="chroma gains to compare (x every temperature; default: the model's); the first is the one "
                                  "--grid and --ship use")
         parser.add_argument("--grid", metavar="PNG", help="also save a grey | ours | truth grid of 8 photos")
         parser.add_argument("--ship", metavar="FILE",
@@ -32,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         weights = opts["weights"] or settings.COLORIZER_WEIGHTS or DEFAULT_WEIGHTS
         try:
-            colorizer = Colorizer.load(weights, device=opts["device"], size=opts["size"])
+            colorizer = Colorizer.load(weights, device=opts["device"])
             images = load_eval_images(opts["data"], opts["size"], opts["limit"])
         except WeightsError as exc:
             raise CommandError(f"{exc} (pass --weights FILE)") from None
@@ -44,19 +44,22 @@ class Command(BaseCommand):
             raise CommandError(f"{colorizer.metadata['arch']} has no colour-bin head, so no temperature")
         self.stdout.write(f"{colorizer.version}: {len(images)} photos from {opts['data']} at {opts['size']}px")
 
-        working_sizes = opts["working_size"] or [opts["size"]]
+        # Unless asked to compare, the settings the weights file was shipped with.
+        working_sizes = opts["working_size"] or [colorizer.size]
+        chromas = opts["chroma"] or [colorizer.chroma]
         rows, results = {}, []
-        for t, chroma, working_size in itertools.product(temperatures, opts["chroma"], working_sizes):
+        for t, chroma, working_size in itertools.product(temperatures, chromas, working_sizes):
             self._use(colorizer, t, chroma, working_size)
             result = evaluate(colorizer, images)
             rows.setdefault("no colour", result["no colour"])
-            shown = ([f"T={t:g}"] if t is not None else []) + ([f"chroma={chroma:g}"] if chroma != 1 else [])
-            shown += [f"at {working_size}px"] if working_size != opts["size"] else []
+            shown = [f"T={t:g}"] if t is not None else []
+            shown += [f"chroma={chroma:g}"] if opts["chroma"] else []
+            shown += [f"at {working_size}px"] if opts["working_size"] else []
             rows[", ".join(["ours", *shown])] = result["ours"]
             results.append(result)
         self.stdout.write(format_table(rows))
 
-        self._use(colorizer, temperatures[0], opts["chroma"][0], working_sizes[0])
+        self._use(colorizer, temperatures[0], chromas[0], working_sizes[0])
         if opts["grid"]:
             sample_grid(colorizer, images).save(opts["grid"])
         if opts["ship"]:
@@ -66,7 +69,7 @@ class Command(BaseCommand):
             path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
                                   training=meta.get("training", {}), validation=validation,
                                   inference={"size": working_sizes[0], "temperature": temperatures[0],
-                                             "chroma": opts["chroma"][0]})
+                                             "chroma": chromas[0]})
             self.stdout.write(f"wrote {path}")
 
     @staticmethod
