@@ -4,7 +4,6 @@
 the seed's 70x70 PatchGAN. Every generator maps normalised L (B, 1, H, W) to
 normalised ab (B, 2, H, W) in [-1, 1] at the input's size.
 """
-import math
 
 import torch
 import torch.nn as nn
@@ -93,7 +92,8 @@ class UnetGenerator(nn.Module):
 AB_BINS_PER_AXIS = 22  # a*b* grid of 10 units over [-110, 110], as Zhang et al. 2016
 
 
-def _grid_index(ab: torch.Tensor) -> torch.Tensor:
+def ab_to_cell(ab: torch.Tensor) -> torch.Tensor:
+    """Normalised ab (B, 2, H, W) -> index (B, H, W) of its cell on the full 22x22 grid."""
     idx = ((ab.float() + 1.0) / 2.0 * AB_BINS_PER_AXIS).long().clamp_(0, AB_BINS_PER_AXIS - 1)
     return idx[:, 0] * AB_BINS_PER_AXIS + idx[:, 1]
 
@@ -105,7 +105,7 @@ def _in_gamut_cells() -> torch.Tensor:
     v = torch.linspace(0, 1, 48)
     rgb = torch.stack(torch.meshgrid(v, v, v, indexing="ij")).reshape(1, 3, -1, 1)
     _, ab = rgb_to_lab(rgb)
-    return torch.unique(_grid_index(ab).flatten())
+    return torch.unique(ab_to_cell(ab).flatten())
 
 
 AB_CELLS = _in_gamut_cells()
@@ -124,7 +124,7 @@ def ab_bin_centers() -> torch.Tensor:
 def ab_to_bin(ab: torch.Tensor) -> torch.Tensor:
     """Normalised ab (B, 2, H, W) -> in-gamut bin index (B, H, W); -1 where out of gamut
     (only from rounding at the gamut's edge), which cross-entropy ignores."""
-    return _CELL_TO_BIN.to(ab.device)[_grid_index(ab)]
+    return _CELL_TO_BIN.to(ab.device)[ab_to_cell(ab)]
 
 
 class ResBlock(nn.Module):

@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import color, data, metrics
-from .models import AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, build_generator, count_parameters, init_weights
+from .models import AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, build_generator, count_parameters, init_weights
 from .weights import load_generator, save_generator
 
 LOSS_COLUMNS = ["loss_D_fake", "loss_D_real", "loss_D", "loss_G_GAN", "loss_G_L1", "loss_G_CE", "loss_G"]
@@ -79,8 +79,8 @@ def colour_rebalance_weights(photos: np.ndarray, lam: float, sample: int = 2000)
     rgb = torch.from_numpy(np.ascontiguousarray(photos[idx, ::4, ::4])).permute(0, 3, 1, 2).float() / 255
     _, ab = color.rgb_to_lab(rgb)
     grid = torch.zeros(AB_BINS_PER_AXIS ** 2)
-    cells = ((ab + 1) / 2 * AB_BINS_PER_AXIS).long().clamp(0, AB_BINS_PER_AXIS - 1)
-    grid.index_add_(0, (cells[:, 0] * AB_BINS_PER_AXIS + cells[:, 1]).flatten(), torch.ones(cells[:, 0].numel()))
+    cells = ab_to_cell(ab).flatten()
+    grid.index_add_(0, cells, torch.ones(cells.numel()))
     # Gaussian smoothing, sigma 5 ab units = half a bin, as Zhang et al.
     k = torch.exp(-0.5 * (torch.arange(-2, 3).float() / 0.5) ** 2)
     k2 = (k[:, None] * k[None, :]) / (k.sum() ** 2)

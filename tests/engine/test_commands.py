@@ -1,5 +1,4 @@
 """The ML engineer's commands, run as `manage.py` runs them."""
-import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
