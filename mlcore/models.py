@@ -2,7 +2,9 @@
 
 `unet` is the seed's pix2pix U-Net, `resunet` our own generator, `patchgan`
 the seed's 70x70 PatchGAN. Every generator maps normalised L (B, 1, H, W) to
-normalised ab (B, 2, H, W) in [-1, 1] at the input's size.
+normalised ab (B, 2, H, W) in [-1, 1] at the input's size. A `resunet` built
+with `hints=True` also takes a hint map (B, 3, H, W): the normalised ab of
+hinted pixels and a 0/1 mask of them (ideepcolor's input, Zhang et al. 2017).
 """
 
 import torch
@@ -127,6 +129,19 @@ def ab_to_bin(ab: torch.Tensor) -> torch.Tensor:
     return _CELL_TO_BIN.to(ab.device)[ab_to_cell(ab)]
 
 
+HINT_CHANNELS = 3  # ab of the hinted pixels, and their mask
+
+
+def add_hint_input(state: dict) -> dict:
+    """A hint-less `resunet` state dict made loadable into `hints=True`: the first conv's
+    hint channels start at zero, so the widened net colours exactly as before until trained."""
+    key = "enc.0.0.weight"
+    w = state[key]
+    state = dict(state)
+    state[key] = torch.cat([w, w.new_zeros(w.shape[0], HINT_CHANNELS, *w.shape[2:])], 1)
+    return state
+
+
 class ResBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
@@ -176,12 +191,13 @@ class ResUNet(nn.Module):
     buffer chosen after training on val.
     """
 
-    def __init__(self, ngf: int = 32, attn_heads: int = 4, temperature: float = 1.0):
+    def __init__(self, ngf: int = 32, attn_heads: int = 4, temperature: float = 1.0, hints: bool = False):
         super().__init__()
         c = [ngf, ngf * 2, ngf * 4, ngf * 8, ngf * 8]  # at 1/2 .. 1/32
         self.multiple = 32
+        self.hints = hints
         self.enc = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(1, c[0], 4, 2, 1), nn.LeakyReLU(0.2, True)),
+            nn.Sequential(nn.Conv2d(1 + HINT_CHANNELS * hints, c[0], 4, 2, 1), nn.LeakyReLU(0.2, True)),
             _down(c[0], c[1]),
             _down(c[1], c[2]),
             nn.Sequential(_down(c[2], c[3]), ResBlock(c[3]), Attention(c[3], attn_heads)),
@@ -197,10 +213,9 @@ class ResUNet(nn.Module):
         self.register_buffer("bin_centers", ab_bin_centers(), persistent=False)
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
-    def logits(self, L):
-        """Bin logits (B, Q, H/4, W/4) for an L already padded to `multiple`."""
+    def logits(self, x):
+        """Bin logits (B, Q, H/4, W/4) for an input (L, then any hint map) already padded to `multiple`."""
         skips = []
-        x = L
         for enc in self.enc:
             x = enc(x)
             skips.append(x)
@@ -216,8 +231,16 @@ class ResUNet(nn.Module):
         ab = torch.einsum("bqhw,qc->bchw", p, self.bin_centers)
         return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
 
-    def forward(self, L, return_logits: bool = False):
+    def forward(self, L, hints=None, return_logits: bool = False):
+        """`hints` (B, 3, H, W) or None (no hint: automatic colorization)."""
         x, (h, w) = pad_to_multiple(L, self.multiple)
+        if self.hints:
+            if hints is None:
+                hints = L.new_zeros(L.shape[0], HINT_CHANNELS, h, w)
+            # Zeros, not reflection: a hint must not be echoed into the padding.
+            x = torch.cat([x, F.pad(hints.to(x.dtype), (0, x.shape[-1] - w, 0, x.shape[-2] - h))], 1)
+        elif hints is not None:
+            raise ValueError("this generator was trained without colour hints")
         logits = self.logits(x)
         ab = self.decode(logits, x.shape[-2:])[..., :h, :w]
         return (ab, logits) if return_logits else ab

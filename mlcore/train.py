@@ -23,7 +23,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import color, data, metrics
-from .models import AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, build_generator, count_parameters, init_weights
+from .hints import simulate_hints
+from .models import (AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, add_hint_input, build_generator,
+                     count_parameters, init_weights)
 from .weights import load_generator, save_generator
 
 LOSS_COLUMNS = ["loss_D_fake", "loss_D_real", "loss_D", "loss_G_GAN", "loss_G_L1", "loss_G_CE", "loss_G"]
@@ -31,7 +33,7 @@ LOSS_COLUMNS = ["loss_D_fake", "loss_D_real", "loss_D", "loss_G_GAN", "loss_G_L1
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: list[str]  # folder trees of colour photos, pooled
     out: str
     val: str | None = None
     arch: str = "resunet"
@@ -53,6 +55,7 @@ class TrainConfig:
     precision: str = "auto"  # bf16 autocast where the hardware does it fast
     seed: int = 0
     init: str | None = None  # start G from these weights (fine-tuning); arch and config come from the file
+    hint_share: float = 0.4  # share of samples trained with simulated colour hints (generators built with hints)
 
 
 def pick_device(name: str) -> torch.device:
@@ -103,7 +106,12 @@ class Trainer:
         self.rng = torch.Generator().manual_seed(cfg.seed)
 
         cache_dir = Path(os.environ.get("MLCORE_CACHE", Path.home() / ".cache" / "mlcore"))
-        self.photos = photos if photos is not None else data.build_cache(cfg.data, cfg.cache_size, cache_dir)
+        if isinstance(cfg.data, str):
+            cfg.data = [cfg.data]
+        if photos is None:
+            caches = [data.build_cache(folder, cfg.cache_size, cache_dir) for folder in cfg.data]
+            photos = caches[0] if len(caches) == 1 else np.concatenate(caches)
+        self.photos = photos
         self.val_photos = None
         if cfg.val:
             val = data.build_cache(cfg.val, cfg.cache_size, cache_dir)
@@ -112,6 +120,12 @@ class Trainer:
 
         if cfg.init:
             self.G, meta = load_generator(cfg.init, self.device)
+            if cfg.gen_config.get("hints") and not meta["config"].get("hints"):
+                # Widen a hint-less generator: it starts out colouring exactly as the file does.
+                config = {**meta["config"], "hints": True}
+                widened = build_generator(meta["arch"], **config)
+                widened.load_state_dict(add_hint_input(self.G.state_dict()))
+                self.G, meta["config"] = widened.to(self.device), config
             self.G.train()
             cfg.arch, cfg.gen_config = meta["arch"], meta["config"]
         else:
@@ -139,10 +153,13 @@ class Trainer:
     def step(self, rgb: torch.Tensor, gan: bool) -> dict[str, float]:
         cfg = self.cfg
         L, ab = color.rgb_to_lab(rgb.to(self.device, non_blocking=True))
+        hints = None
+        if getattr(self.G, "hints", False):
+            hints = simulate_hints(ab, self.rng, cfg.hint_share).to(self.device)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         with autocast:
             if self.has_bins:
-                fake, logits = self.G(L, return_logits=True)
+                fake, logits = self.G(L, hints, return_logits=True)
             else:
                 fake, logits = self.G(L), None
         losses = dict.fromkeys(LOSS_COLUMNS, 0.0)
@@ -254,7 +271,7 @@ class Trainer:
     def save_weights(self, val_metrics: dict) -> Path:
         cfg = self.cfg
         training = {
-            "data": str(cfg.data), "train_photos": int(len(self.photos)), "val": cfg.val,
+            "data": [str(d) for d in cfg.data], "train_photos": int(len(self.photos)), "val": cfg.val,
             **{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("data", "val", "out", "gen_config")},
             # What happened, beside what was asked for (`epochs`, `device`).
             "epochs_trained": self.epoch, "samples_seen": self.samples_seen,

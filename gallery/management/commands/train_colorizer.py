@@ -10,8 +10,9 @@ class Command(BaseCommand):
     help = "Train a colorization generator (pix2pix in L*a*b*) on a folder of colour photos."
 
     def add_arguments(self, parser):
-        defaults = TrainConfig(data="", out="")
-        parser.add_argument("--data", required=True, help="folder tree of colour photos to train on")
+        defaults = TrainConfig(data=[], out="")
+        parser.add_argument("--data", required=True, nargs="+",
+                            help="folder trees of colour photos to train on (several are pooled)")
         parser.add_argument("--val", help="folder of colour photos to validate on after every epoch")
         parser.add_argument("--out", required=True, help="run folder: losses.csv, sample grids, checkpoint, weights")
         parser.add_argument("--arch", choices=sorted(GENERATORS), default=defaults.arch)
@@ -35,6 +36,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--init", metavar="WEIGHTS",
                             help="start the generator from a weights file (fine-tuning; its arch and config win)")
+        parser.add_argument("--hint-share", type=float, default=defaults.hint_share,
+                            help="share of samples trained with simulated colour hints (generators with hints)")
+        parser.add_argument("--cache-size", type=int, default=defaults.cache_size,
+                            help="photos are cached as squares of this size; training crops move inside them")
         parser.add_argument("--resume", metavar="CKPT", help="continue this checkpoint.pt exactly where it stopped")
 
     def handle(self, *args, **opts):
