@@ -65,6 +65,23 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     assert meta["validation"]["images"] == 5 and set(meta["validation"]["ours"]) >= {"psnr", "de2000", "auc"}
 
 
+def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    for i, name in enumerate(["paris_1", "paris_2", "paris_3", "pets_1", "pets_2"]):
+        synthetic_photo(i).save(folder / f"{name}.png")
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32,
+                 ship=str(tmp_path / "shipped.safetensors"))
+    out = capsys.readouterr().out
+    by_source = {line.split("|")[1].strip(): line.split("|")[2].strip()
+                 for line in out.splitlines() if line.startswith("| pa") or line.startswith("| pe")}
+    assert by_source == {"paris": "3", "pets": "2"}
+    _, meta = load_generator(tmp_path / "shipped.safetensors")
+    shipped = meta["validation"]["by source"]
+    assert set(shipped) == {"paris", "pets"} and shipped["pets"]["images"] == 2
+    assert shipped["pets"]["no colour"]["cf"] == 0.0 and "de2000" in shipped["paris"]["ours"]
+
+
 def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):
     out = tmp_path / "run"
     args = ["--data", str(photo_folder), "--val", str(photo_folder), "--out", str(out), "--arch", "unet",
