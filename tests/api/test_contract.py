@@ -7,8 +7,8 @@ the photo, its job, its files, delete). Every check applies to every answer: sta
 body and headers as documented, invalid data refused and valid data accepted, a deleted photo
 gone, credentials required, and Bob never sees Alice's photos. Both log in through the token
 endpoint; uploads are real small PNG and JPEG files (contract/hooks.py), which a real worker
-colorizes meanwhile. The number of examples and the seed are fixed, so every run takes the same
-time and finds the same things.
+colorizes meanwhile. The number of examples and the seed are fixed, so every run generates the
+same requests in about the same time (a minute).
 
 Not marked `services`: the contract is the same on SQLite and PostgreSQL, and one run of it is
 enough of the suite's time.
