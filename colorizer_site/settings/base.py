@@ -181,7 +181,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "gallery.api.pagination.PhotoPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "gallery.api.schema.ApiSchema",  # every operation with its error statuses
     "EXCEPTION_HANDLER": "gallery.api.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "uploads_per_minute": f"{env.int('COLORIZER_API_UPLOADS_PER_MINUTE', default=60)}/minute",

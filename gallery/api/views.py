@@ -27,7 +27,7 @@ from gallery.views import CONTENT_TYPES, result_filename
 
 from .exceptions import NotColorized
 from .negotiation import ImageDownloadNegotiation
-from .schema import LOCATION, RETRY_AFTER, errors
+from .schema import LOCATION, errors
 from .serializers import JobSerializer, PhotoFilterSerializer, PhotoSerializer, TokenSerializer, UploadSerializer
 from .throttling import TokenAttempts, UploadsPerDay, UploadsPerMinute
 
@@ -37,7 +37,7 @@ no_login_redirect = method_decorator(login_not_required, name="dispatch")
 
 
 @no_login_redirect
-@extend_schema(tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer, **errors(400)})
+@extend_schema(tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer})
 class ObtainToken(ObtainAuthToken):
     """Your API token for your username and password (created on first use, reset on your profile page)."""
 
@@ -55,14 +55,14 @@ class OwnPhotos:
     get=extend_schema(
         summary="Your photos, newest first",
         parameters=[PhotoFilterSerializer],
-        responses={200: PhotoSerializer(many=True), **errors(400, 401, 404)},
+        responses={200: PhotoSerializer(many=True)},
     ),
     post=extend_schema(
         summary="Upload a photo; it is queued to be colorized",
         description="The same validation as the upload page. `Location` points at the job.",
         request={"multipart/form-data": UploadSerializer},
-        parameters=[LOCATION, RETRY_AFTER],
-        responses={202: PhotoSerializer, **errors(400, 401, 403, 415, 429)},
+        parameters=[LOCATION],
+        responses={202: PhotoSerializer},
     ),
 )
 class PhotoList(generics.ListAPIView):
@@ -87,9 +87,9 @@ class PhotoList(generics.ListAPIView):
 
 @no_login_redirect
 @extend_schema_view(
-    get=extend_schema(summary="One of your photos", responses={200: PhotoSerializer, **errors(401, 404)}),
+    get=extend_schema(summary="One of your photos", responses={200: PhotoSerializer}),
     delete=extend_schema(
-        summary="Delete a photo, its jobs and every stored file", responses={204: None, **errors(401, 403, 404)}
+        summary="Delete a photo, its jobs and every stored file", responses={204: None}
     ),
 )
 class PhotoDetail(OwnPhotos, generics.RetrieveDestroyAPIView):
@@ -108,7 +108,7 @@ class PhotoColorize(OwnPhotos, generics.GenericAPIView):
         description="Answers the job already queued or running, if there is one. `Location` points at the job.",
         request=None,
         parameters=[LOCATION],
-        responses={202: JobSerializer, **errors(401, 403, 404)},
+        responses={202: JobSerializer},
     )
     def post(self, request, pk):
         job = services.colorize_photo(self.get_object())
@@ -127,7 +127,7 @@ class PhotoOriginal(OwnPhotos, generics.GenericAPIView):
 
     @extend_schema(
         summary="The original, exactly as uploaded",
-        responses={(200, "image/*"): OpenApiTypes.BINARY, **errors(401, 404)},
+        responses={(200, "image/*"): OpenApiTypes.BINARY},
     )
     def get(self, request, pk):
         photo = self.get_object()
@@ -140,7 +140,7 @@ class PhotoResult(OwnPhotos, generics.GenericAPIView):
 
     @extend_schema(
         summary="The newest colorized version (PNG, the original's full resolution)",
-        responses={(200, "image/png"): OpenApiTypes.BINARY, **errors(401, 404, 409)},
+        responses={(200, "image/png"): OpenApiTypes.BINARY, **errors(409)},
     )
     def get(self, request, pk):
         photo = self.get_object()
@@ -169,12 +169,11 @@ class JobDetail(generics.RetrieveAPIView):
             OpenApiParameter(
                 "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description="The ETag of your last copy."
             ),
-            OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304]),
+            OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304], required=True),
         ],
         responses={
             200: JobSerializer,
             304: OpenApiResponse(description="Unchanged since the ETag given in If-None-Match."),
-            **errors(401, 404),
         },
     )
     def get(self, request, pk):
