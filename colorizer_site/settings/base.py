@@ -3,6 +3,10 @@
 Every value can be set from the environment (django-environ); the embedded defaults give a
 working development setup with no servers at all: SQLite, media files and a filesystem Celery
 broker, all under var/. A production settings module imports this one and tightens it.
+
+DEBUG and SECRET_KEY are left to the environment's own module: dev.py (`make run`, manage.py)
+turns debugging on with a public key, production.py requires a key. This module alone runs
+with neither (Django's defaults: DEBUG off, no key, so nothing can be signed).
 """
 
 from pathlib import Path
@@ -16,8 +20,10 @@ env = environ.Env()
 # Runtime state (database, media, broker messages) stays out of the source tree proper.
 VAR_DIR = Path(env("COLORIZER_VAR_DIR", default=str(BASE_DIR / "var")))
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-development-key-do-not-deploy")
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Known to everyone (it is in this file and in .env.example): dev.py uses the first, and a
+# process that does not debug refuses both.
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-deploy"
+KNOWN_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "replace-with-50-random-characters-from-secrets-token-urlsafe"}
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
