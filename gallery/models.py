@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 
 
 def _original_path(photo, filename):
@@ -87,3 +88,18 @@ class ColorizationJob(models.Model):
     @property
     def is_finished(self):
         return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+
+
+class ApiToken(TokenProxy):
+    """API tokens as the admin shows them: by owner and the first characters only.
+
+    Token's own str() is the whole key, which the admin would put in page titles, confirmations
+    and its change log, for every staff member to read.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.key[:6]}… of {self.user}"

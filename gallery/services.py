@@ -301,3 +301,26 @@ def reset_api_token(user):
     with transaction.atomic():
         Token.objects.filter(user=user).delete()
         return Token.objects.create(user=user)
+
+
+def api_token_of(user):
+    """The user's API token for the token endpoint: created on first use, renewed once expired."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return reset_api_token(user) if token_has_expired(token) else token
+
+
+def token_expires(token):
+    """When the token stops working (COLORIZER_API_TOKEN_DAYS after it was made), or None: never."""
+    days = settings.COLORIZER_API_TOKEN_DAYS
+    return token.created + timedelta(days=days) if days else None
+
+
+def token_has_expired(token):
+    expires = token_expires(token)
+    return expires is not None and expires <= timezone.now()
+
+
+def password_changed(user):
+    """Whoever knew the old password may have taken the API token with it: a new one replaces it."""
+    if Token.objects.filter(user=user).exists():
+        reset_api_token(user)

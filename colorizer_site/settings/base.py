@@ -175,12 +175,25 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# --- Abuse limits (gallery.ratelimits) ----------------------------------------------------
+# How many proxies (load balancer, reverse proxy) stand between clients and the app, each adding
+# to X-Forwarded-For: every limit per client address takes the address the outermost one saw.
+# 0 ignores the header (a client could write anything there); more than there really are lets
+# clients pick their own address.
+TRUSTED_PROXIES = env.int("DJANGO_TRUSTED_PROXIES", default=0)
+# Failed log-ins (web, admin, API token) within a window, per client address and per account,
+# before further tries wait for the window to end.
+COLORIZER_LOGIN_FAILURES_PER_ADDRESS = env.int("COLORIZER_LOGIN_FAILURES_PER_ADDRESS", default=20)
+COLORIZER_LOGIN_FAILURES_PER_ACCOUNT = env.int("COLORIZER_LOGIN_FAILURES_PER_ACCOUNT", default=10)
+COLORIZER_LOGIN_LOCKOUT_MINUTES = env.int("COLORIZER_LOGIN_LOCKOUT_MINUTES", default=15)
+COLORIZER_SIGNUPS_PER_HOUR = env.int("COLORIZER_SIGNUPS_PER_HOUR", default=10)
+
 # --- REST API (gallery.api) ---------------------------------------------------------------
 INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular", "drf_spectacular_sidecar"]
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "gallery.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -189,6 +202,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "gallery.api.pagination.PhotoPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "gallery.api.exceptions.api_exception_handler",
+    # The throttles use gallery.ratelimits.client_address; this makes DRF's own agree with it.
+    "NUM_PROXIES": TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "uploads_per_minute": f"{env.int('COLORIZER_API_UPLOADS_PER_MINUTE', default=60)}/minute",
         "uploads_per_day": f"{env.int('COLORIZER_API_UPLOADS_PER_DAY', default=2000)}/day",
@@ -208,6 +223,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
-# Throttle counters must be shared by every web process: in Redis when there is one.
+# API tokens stop working this many days after they were made (a new one comes from the token
+# endpoint or the profile page); None: they last until reset. A password change always resets it.
+COLORIZER_API_TOKEN_DAYS = env.int("COLORIZER_API_TOKEN_DAYS", default=None)
+# Throttle and rate-limit counters must be shared by every web process: in Redis when there is one.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
