@@ -45,32 +45,27 @@ def login_wait(request, username):
     Checked before the password is: once locked out, even the right password waits, so a guesser
     cannot tell a hit from the lock.
     """
-    period = settings.COLORIZER_LOGIN_LOCKOUT_MINUTES * 60
-    locked = (
-        _count(_address_key(request), period) >= settings.COLORIZER_LOGIN_FAILURES_PER_ADDRESS
-        or _count(_account_key(username), period) >= settings.COLORIZER_LOGIN_FAILURES_PER_ACCOUNT
-    )
-    return _seconds_left(period) if locked else 0
+    limits = ((_address_key(request), settings.COLORIZER_LOGIN_FAILURES_PER_ADDRESS),
+              (_account_key(username), settings.COLORIZER_LOGIN_FAILURES_PER_ACCOUNT))
+    return max((_seconds_left(name, _login_period()) for name, limit in limits if _count(name) >= limit), default=0)
 
 
 def note_failed_login(request, username):
-    period = settings.COLORIZER_LOGIN_LOCKOUT_MINUTES * 60
     if request is not None:
-        _count(_address_key(request), period, add=True)
-    _count(_account_key(username), period, add=True)
+        _add(_address_key(request), _login_period())
+    _add(_account_key(username), _login_period())
 
 
 def forget_failed_logins(username):
     """After a successful log-in the account's own count starts again (the address's does not)."""
-    period = settings.COLORIZER_LOGIN_LOCKOUT_MINUTES * 60
-    cache.delete(_window_key(_account_key(username), period))
+    cache.delete_many([_key(_account_key(username)), _key(_account_key(username), "since")])
 
 
 def signup_wait(request):
     """Count one sign-up attempt from the request's address; the seconds to wait when over the limit, else 0."""
-    period = 3600
-    if _count(f"signup:{client_address(request)}", period, add=True) > settings.COLORIZER_SIGNUPS_PER_HOUR:
-        return _seconds_left(period)
+    name = f"signup:{client_address(request)}"
+    if _add(name, 3600) > settings.COLORIZER_SIGNUPS_PER_HOUR:
+        return _seconds_left(name, 3600)
     return 0
 
 
@@ -94,23 +89,31 @@ def _account_key(username):
     return "login-account:" + hashlib.sha256((username or "").strip().casefold().encode()).hexdigest()
 
 
-def _count(name, period, add=False):
-    """The count of `name` in the current window of `period` seconds; with add, after adding one."""
-    key = _window_key(name, period)
-    if not add:
-        return cache.get(key, 0)
-    cache.add(key, 0, timeout=period)
+def _login_period():
+    return settings.COLORIZER_LOGIN_LOCKOUT_MINUTES * 60
+
+
+# A count lives for `period` seconds from its first event (then starts again from zero); its
+# start is kept beside it, to say how long a refused client must wait.
+def _count(name):
+    return cache.get(_key(name), 0)
+
+
+def _add(name, period):
+    """Add one event to the count of `name`; returns the new count."""
+    if cache.add(_key(name), 0, timeout=period):
+        cache.set(_key(name, "since"), time.time(), timeout=period)
     try:
-        return cache.incr(key)  # atomic in Redis: concurrent requests never lose a count
+        return cache.incr(_key(name))  # atomic in Redis: concurrent requests never lose a count
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=period)
+        cache.set(_key(name), 1, timeout=period)
         return 1
 
 
-def _window_key(name, period):
-    # Fixed windows: a count expires with its window, and the wait is the window's remainder.
-    return f"ratelimit:{name}:{int(time.time() // period)}"
+def _seconds_left(name, period):
+    since = cache.get(_key(name, "since"), time.time())
+    return max(1, math.ceil(since + period - time.time()))
 
 
-def _seconds_left(period):
-    return max(1, math.ceil(period - time.time() % period))
+def _key(name, part="count"):
+    return f"ratelimit:{name}:{part}"

@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from . import ratelimits, services
 from .api.throttling import upload_wait
 from .models import ColorizationJob
+from .request_size import accepts_uploads
 
 PHOTOS_PER_PAGE = 24
 CONTENT_TYPES = {
@@ -81,11 +82,14 @@ def index(request):
     return render(request, "gallery/index.html", {"page": page})
 
 
+@accepts_uploads()
 def upload(request):
     if request.method != "POST":
         limits = {
+            "max_bytes": settings.COLORIZER_MAX_UPLOAD_BYTES,
             "max_mb": settings.COLORIZER_MAX_UPLOAD_BYTES / 1e6,
             "max_megapixels": settings.COLORIZER_MAX_PIXELS / 1e6,
+            "max_files": settings.COLORIZER_MAX_UPLOAD_FILES,
         }
         return render(request, "gallery/upload.html", limits)
     results = []

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz and /readyz for probes, before host checks, HTTPS redirect and login.
     "colorizer_site.health.HealthCheckMiddleware",
+    # Oversized bodies refused from Content-Length, before CsrfViewMiddleware reads any.
+    "gallery.request_size.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -122,6 +124,11 @@ STORAGES = {
 # --- Colorization ------------------------------------------------------------------------
 COLORIZER_MAX_UPLOAD_BYTES = env.int("COLORIZER_MAX_UPLOAD_BYTES", default=25 * 1000 * 1000)
 COLORIZER_MAX_PIXELS = env.int("COLORIZER_MAX_PIXELS", default=50 * 1000 * 1000)
+# Files one request may carry: the upload form without its script sends its files together (the
+# script and the API send one per request). The request's size is capped to match
+# (gallery.request_size).
+COLORIZER_MAX_UPLOAD_FILES = env.int("COLORIZER_MAX_UPLOAD_FILES", default=10)
+DATA_UPLOAD_MAX_NUMBER_FILES = COLORIZER_MAX_UPLOAD_FILES
 # None means the weights shipped with mlcore (mlcore.weights.DEFAULT_WEIGHTS); resolved when
 # the worker loads the model so that the web process never imports torch.
 COLORIZER_WEIGHTS = env("COLORIZER_WEIGHTS", default=None)

@@ -11,8 +11,9 @@ ERROR_DESCRIPTIONS = {
     403: "Signed in by session but no CSRF token sent (permission_denied).",
     404: "Not among your photos and jobs, or no such page (not_found).",
     409: "The photo has no colorized version yet (not_colorized).",
+    413: "The request is larger than one file of the upload size limit (too_large); refused unread.",
     415: "The upload is not multipart/form-data (unsupported_media_type).",
-    429: "Too many uploads (throttled); the Retry-After header says how many seconds to wait.",
+    429: "Too many uploads or failed log-ins (throttled); the Retry-After header says how many seconds to wait.",
 }
 
 LOCATION = OpenApiParameter(

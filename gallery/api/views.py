@@ -23,6 +23,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from gallery import ratelimits, services
+from gallery.request_size import accepts_uploads
 from gallery.views import CONTENT_TYPES, result_filename
 
 from .exceptions import NotColorized
@@ -37,7 +38,7 @@ no_login_redirect = method_decorator(login_not_required, name="dispatch")
 
 
 @no_login_redirect
-@extend_schema(tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer, **errors(400)})
+@extend_schema(tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer, **errors(400, 429)})
 class ObtainToken(ObtainAuthToken):
     """Your API token for your username and password (created on first use, reset on your profile page)."""
 
@@ -61,6 +62,7 @@ class OwnPhotos:
 
 
 @no_login_redirect
+@method_decorator(accepts_uploads(1), name="dispatch")
 @extend_schema_view(
     get=extend_schema(
         summary="Your photos, newest first",
@@ -72,7 +74,7 @@ class OwnPhotos:
         description="The same validation as the upload page. `Location` points at the job.",
         request={"multipart/form-data": UploadSerializer},
         parameters=[LOCATION, RETRY_AFTER],
-        responses={202: PhotoSerializer, **errors(400, 401, 403, 415, 429)},
+        responses={202: PhotoSerializer, **errors(400, 401, 403, 413, 415, 429)},
     ),
 )
 class PhotoList(generics.ListAPIView):

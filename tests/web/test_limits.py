@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from gallery.models import Photo
 
@@ -92,3 +93,56 @@ def test_the_upload_page_counts_against_the_apis_upload_quota(client, alice, set
     assert Photo.objects.count() == 3
     again = client.post("/api/v1/photos/", {"image": SimpleUploadedFile("api.png", image_bytes("PNG"))})
     assert again.status_code == 429
+
+
+class Unreadable:
+    """A request body that fails the test when anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the request body was read")
+
+    readline = read
+
+
+def declared(client, url, length, **headers):
+    """A POST whose Content-Length says `length` bytes, none of which may be read."""
+    return client.generic("POST", url, b"", content_type="multipart/form-data; boundary=x",
+                          CONTENT_LENGTH=str(length), **{"wsgi.input": Unreadable()}, **headers)
+
+
+@pytest.fixture
+def csrf_client(alice):
+    # CsrfViewMiddleware then reads the form before the view does: the refusal must come first.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    return client
+
+
+def test_a_gigabyte_upload_is_refused_from_its_content_length_alone(csrf_client, media, settings):
+    settings.COLORIZER_MAX_UPLOAD_FILES = 10
+
+    page = declared(csrf_client, "/upload/", 10**9)
+    script = declared(csrf_client, "/upload/", 10**9, HTTP_ACCEPT="application/json")
+    api = declared(csrf_client, "/api/v1/photos/", 10**9)
+
+    assert page.status_code == 413
+    assert "This request is 1000.0 MB; at most 252.8 MB is accepted here: up to 10 files at a time" in page.text
+    assert script.status_code == 413 and script.json()["error"]["code"] == "too_large"
+    assert api.status_code == 413
+    assert api.json()["error"]["message"] == ("This request is 1000.0 MB; at most 27.6 MB is accepted here: "
+                                              "a file of up to 25 MB.")
+    assert not Photo.objects.exists() and not media.exists()
+
+
+def test_pages_without_uploads_take_small_bodies_only(client):
+    assert declared(client, "/accounts/login/", 3_000_000).status_code == 413
+
+
+def test_a_batch_over_the_file_limit_is_refused(client, alice, settings):
+    settings.COLORIZER_MAX_UPLOAD_FILES = 2
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    client.force_login(alice)
+    files = [SimpleUploadedFile(f"{i}.png", image_bytes("PNG")) for i in range(3)]
+
+    assert client.post("/upload/", {"files": files}).status_code == 400
+    assert not Photo.objects.exists()
