@@ -7,13 +7,16 @@ acceptable upload is, how a job runs, what deleting removes) exist in one place.
 import functools
 import hashlib
 import io
+import logging
 import os
 from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -34,6 +37,14 @@ ACCEPTED_FORMATS = {
 }
 THUMBNAIL_SIZE = 320
 State = ColorizationJob.State
+# What a failed job tells its owner, by the kind of exception (the first that matches).
+FAILURE_REASONS = [
+    ((UnidentifiedImageError, Image.DecompressionBombError), "The stored photo could not be read as an image."),
+    (MemoryError, "Colorizing this photo needed more memory than the worker has."),
+    ((OSError, BotoCoreError, ClientError, DatabaseError),
+     "The photo or its result could not be read or stored: a storage or database problem on our side."),
+]
+job_log = logging.getLogger("gallery.jobs")
 
 
 class UploadRejected(Exception):
@@ -122,8 +133,8 @@ def _inspect_image(name, data):
         raise UploadRejected(
             "not_an_image", f"{name} is not an image Pillow can read: cannot identify image file"
         ) from None
-    except Exception as exc:  # damaged data surfaces as many exception types inside Pillow
-        raise UploadRejected("not_an_image", f"{name} is not an image Pillow can read: {exc}") from None
+    except Exception:  # damaged data surfaces as many exception types inside Pillow
+        raise UploadRejected("not_an_image", f"{name} is not an image Pillow can read: it is damaged or cut short") from None
     return image_format, width, height
 
 
@@ -177,6 +188,9 @@ def run_job(job_id):
         job.thumbnail.save("thumbnail.jpg", ContentFile(_encode(thumbnail, "JPEG")), save=False)
     except Exception as exc:
         _delete_files([f.name for f in (job.result, job.thumbnail) if f])
+        # The details (paths, endpoints, the traceback) are for operators, found by the job's id.
+        job_log.exception("job %s: colorizing failed", job.id, extra={"job_id": str(job.id),
+                                                                       "photo_id": str(job.photo_id)})
         # Kept for the record: the final "gave up" message quotes the last error.
         ColorizationJob.objects.filter(pk=job.pk).update(error=describe_error(exc))
         raise
@@ -277,9 +291,14 @@ def _encode(image, image_format):
 
 
 def describe_error(exc):
-    """A one-line reason for the user."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    """Why a job failed, for the photo's owner: the kind of failure, never the exception's text.
+
+    That text names server paths, host names and endpoints; the log has it with the job's id.
+    """
+    for kinds, reason in FAILURE_REASONS:
+        if isinstance(exc, kinds):
+            return reason
+    return "Something went wrong on our side while colorizing this photo."
 
 
 def get_colorizer():

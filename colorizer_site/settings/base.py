@@ -92,6 +92,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+# Seconds a /readyz answer is reused (colorizer_site.health): probes come every few seconds
+# from each load balancer node, and each answer queries the database, broker and bucket.
+READYZ_CACHE_SECONDS = env.int("COLORIZER_READYZ_CACHE_SECONDS", default=5)
+
 # --- Storage -----------------------------------------------------------------------------
 # Photos are private, so no MEDIA_URL: files are only ever streamed by views that check the
 # owner. With S3 any URL the backend does produce (admin, scripts) is signed and short-lived.

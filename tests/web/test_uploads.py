@@ -84,7 +84,7 @@ def test_it_refuses_a_truncated_image(alice):
     rejected = refusal(alice, "cut.png", data[: len(data) // 2])
 
     assert rejected.code == "not_an_image"
-    assert rejected.message.startswith("cut.png is not an image Pillow can read: ")
+    assert rejected.message == "cut.png is not an image Pillow can read: it is damaged or cut short"
 
 
 def test_it_refuses_an_empty_file(alice):
