@@ -22,6 +22,8 @@ from django.utils import timezone
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from rest_framework.authtoken.models import Token
 
+from mlcore.image_modes import displayable
+
 from . import tasks
 from .models import ColorizationJob, Photo
 
@@ -274,10 +276,14 @@ def _delete_files(names):
 
 
 def converted_image(stored_file, image_format):
-    """The stored image re-encoded (JPEG downloads, PNG previews of formats browsers lack)."""
+    """The stored image re-encoded (JPEG downloads, PNG previews of formats browsers lack).
+
+    In a mode PNG holds, 16-bit and float greyscale scaled by their depth: TIFFs come in CMYK,
+    LAB and the rest.
+    """
     with stored_file.open("rb") as f:
         image = ImageOps.exif_transpose(Image.open(io.BytesIO(f.read())))
-    return _encode(image, image_format)
+    return _encode(displayable(image), image_format)
 
 
 def _encode(image, image_format):
