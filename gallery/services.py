@@ -25,7 +25,7 @@ from rest_framework.authtoken.models import Token
 from mlcore.image_modes import displayable
 
 from . import tasks
-from .models import ColorizationJob, Photo
+from .models import CONTENT_TYPES, ColorizationJob, Photo
 
 # Pillow's format names, with the names people know them by.
 ACCEPTED_FORMATS = {
@@ -75,7 +75,7 @@ def upload_photo(owner, uploaded_file):
         height=height,
         format=image_format,
     )
-    photo.original.save(name, ContentFile(data), save=False)
+    photo.original.save(name, _content(data, CONTENT_TYPES[image_format]), save=False)
     try:
         with transaction.atomic():
             photo.save()
@@ -186,8 +186,8 @@ def run_job(job_id):
         colorized = colorizer.colorize(image)
         thumbnail = colorized.copy()
         thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        job.result.save("result.png", ContentFile(_encode(colorized, "PNG")), save=False)
-        job.thumbnail.save("thumbnail.jpg", ContentFile(_encode(thumbnail, "JPEG")), save=False)
+        job.result.save("result.png", _content(_encode(colorized, "PNG"), "image/png"), save=False)
+        job.thumbnail.save("thumbnail.jpg", _content(_encode(thumbnail, "JPEG"), "image/jpeg"), save=False)
     except Exception as exc:
         _delete_files([f.name for f in (job.result, job.thumbnail) if f])
         # The details (paths, endpoints, the traceback) are for operators, found by the job's id.
@@ -284,6 +284,13 @@ def converted_image(stored_file, image_format):
     with stored_file.open("rb") as f:
         image = ImageOps.exif_transpose(Image.open(io.BytesIO(f.read())))
     return _encode(displayable(image), image_format)
+
+
+def _content(data, content_type):
+    """File contents to store, with the type S3 records for them (instead of a guess from the name)."""
+    content = ContentFile(data)
+    content.content_type = content_type
+    return content
 
 
 def _encode(image, image_format):

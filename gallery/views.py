@@ -22,19 +22,10 @@ from rest_framework.authtoken.models import Token
 
 from . import ratelimits, services
 from .api.throttling import upload_wait
-from .models import ColorizationJob
+from .models import CONTENT_TYPES, ColorizationJob
 from .request_size import accepts_uploads
 
 PHOTOS_PER_PAGE = 24
-CONTENT_TYPES = {
-    "JPEG": "image/jpeg",
-    "MPO": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-}
 # Formats a browser's <img> cannot show are previewed as PNG.
 NOT_IN_BROWSERS = {"TIFF"}
 
