@@ -86,7 +86,7 @@ def _address_key(request):
 def _account_key(username):
     # Hashed: usernames may hold characters a cache key must not (memcached), and case-folded,
     # so that "Alice" and "alice" share one count.
-    return "login-account:" + hashlib.sha256((username or "").strip().casefold().encode()).hexdigest()
+    return "login-account:" + hashlib.sha256(str(username or "").strip().casefold().encode()).hexdigest()
 
 
 def _login_period():

@@ -46,7 +46,7 @@ class ObtainToken(ObtainAuthToken):
     throttle_classes = [TokenAttempts]
 
     def post(self, request, *args, **kwargs):
-        username = request.data.get("username", "")
+        username = request.data.get("username", "") if hasattr(request.data, "get") else ""
         # The same count of failures as the web and admin log-ins: guesses add up across all three.
         if wait := ratelimits.login_wait(request, username):
             raise Throttled(wait, "Too many failed log-ins for this account or from your network.")
