@@ -5,7 +5,6 @@ from django.db import models
 from django.utils import timezone
 from rest_framework.authtoken.models import TokenProxy
 
-
 # Stored files are named and typed by the format Pillow found, never by the user's file name: a
 # JPEG called x.html must not be stored as .html (S3 would record and serve it as a web page).
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",

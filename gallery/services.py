@@ -12,7 +12,6 @@ import os
 from datetime import timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
-
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -136,7 +135,9 @@ def _inspect_image(name, data):
             "not_an_image", f"{name} is not an image Pillow can read: cannot identify image file"
         ) from None
     except Exception:  # damaged data surfaces as many exception types inside Pillow
-        raise UploadRejected("not_an_image", f"{name} is not an image Pillow can read: it is damaged or cut short") from None
+        raise UploadRejected(
+            "not_an_image", f"{name} is not an image Pillow can read: it is damaged or cut short"
+        ) from None
     return image_format, width, height
 
 

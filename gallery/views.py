@@ -60,7 +60,7 @@ def too_many_requests(request, wait, reason):
 @login_not_required
 def signup(request):
     if request.method == "POST" and (wait := ratelimits.signup_wait(request)):
-        return too_many_requests(request, wait, "Too many accounts were created from your network.")
+        return too_many_requests(request, wait, "Too many sign-ups from your network.")
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.save())
@@ -200,8 +200,11 @@ def delete(request, photo_id):
 @require_GET
 def profile(request):
     """The account's page: the API token (shown in full: the user copies it into their scripts)."""
+    token = Token.objects.filter(user=request.user).first()
     context = {
-        "token": Token.objects.filter(user=request.user).first(),
+        "token": token,
+        "token_expires": token and services.token_expires(token),
+        "token_expired": token and services.token_has_expired(token),
         "api_root": request.build_absolute_uri("/api/v1/"),
         "docs_url": reverse("api:docs"),
     }

@@ -85,25 +85,30 @@ def test_a_stronger_hash_at_log_in_is_no_password_change(client, alice, as_alice
     # Django rehashes a password with the first hasher when someone logs in with it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
 
-    assert client.post("/accounts/login/", {"username": "alice", "password": "correct horse battery"}).status_code == 302
+    logged_in = client.post("/accounts/login/", {"username": "alice", "password": "correct horse battery"})
+
+    assert logged_in.status_code == 302
 
     alice.refresh_from_db()
     assert alice.password.startswith("pbkdf2_sha256$")
     assert as_alice.get("/api/v1/photos/").status_code == 200
 
 
-def test_tokens_expire_after_the_configured_days_and_the_endpoint_gives_a_new_one(anonymous, alice, settings):
+def test_tokens_expire_after_the_configured_days_and_the_endpoint_gives_a_new_one(client, anonymous, alice, settings):
     settings.COLORIZER_API_TOKEN_DAYS = 30
     old = Token.objects.create(user=alice)
     Token.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=31))
     anonymous.credentials(HTTP_AUTHORIZATION=f"Token {old.key}")
+    client.force_login(alice)
+    assert "; expired " in client.get("/profile/").text
 
     expired = anonymous.get("/api/v1/photos/")
 
     assert expired.status_code == 401
     assert expired.json()["error"]["message"] == (
         "This token has expired. Get a new one from /api/v1/auth/token/ or your profile page.")
-    new = anonymous.post("/api/v1/auth/token/", {"username": "alice", "password": "correct horse battery"}).json()["token"]
+    credentials = {"username": "alice", "password": "correct horse battery"}
+    new = anonymous.post("/api/v1/auth/token/", credentials).json()["token"]
     assert new != old.key
     anonymous.credentials(HTTP_AUTHORIZATION=f"Token {new}")
     assert anonymous.get("/api/v1/photos/").status_code == 200

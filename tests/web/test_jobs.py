@@ -56,7 +56,8 @@ def test_a_job_that_cannot_succeed_says_why_to_people_and_the_details_to_the_log
     # No path, host or exception text: only what happened, in words.
     assert job.error == "Something went wrong on our side while colorizing this photo."
     assert not job.result and not job.thumbnail
-    [logged] = [record for record in caplog.records if getattr(record, "job_id", None) == str(job.id) and record.exc_info]
+    [logged] = [record for record in caplog.records
+                if getattr(record, "job_id", None) == str(job.id) and record.exc_info]
     assert "WeightsError" in caplog.text and str(broken) in caplog.text
 
 

@@ -23,7 +23,8 @@ def test_wrong_passwords_for_one_account_lock_it_then_even_the_right_one_waits(c
     refused = log_in(client, "alice", "correct horse battery", address="198.51.100.1")
 
     assert refused.status_code == 429
-    assert "Too many failed log-ins for this account or from your network. Please try again in 15 minutes." in refused.text
+    assert ("Too many failed log-ins for this account or from your network. "
+            "Please try again in 15 minutes.") in refused.text
     assert 0 < int(refused["Retry-After"]) <= 15 * 60
     assert "_auth_user_id" not in client.session
     # The API's token endpoint counts the same failures.
@@ -70,7 +71,7 @@ def test_sign_ups_are_limited_per_address(client, settings, django_user_model):
     refused = client.post("/accounts/signup/", form)
 
     assert refused.status_code == 429
-    assert "Too many accounts were created from your network. Please try again in" in refused.text
+    assert "Too many sign-ups from your network. Please try again in" in refused.text
     assert not django_user_model.objects.filter(username="eve").exists()
     assert client.post("/accounts/signup/", form, REMOTE_ADDR="192.0.2.50").status_code == 302
 
@@ -78,7 +79,9 @@ def test_sign_ups_are_limited_per_address(client, settings, django_user_model):
 def test_the_upload_page_counts_against_the_apis_upload_quota(client, alice, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "uploads_per_minute": "3/minute"},
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "uploads_per_minute": "3/minute"
+        },
     }
     client.force_login(alice)
     api = client.post("/api/v1/photos/", {"image": SimpleUploadedFile("api.png", image_bytes("PNG"))})
@@ -89,7 +92,8 @@ def test_the_upload_page_counts_against_the_apis_upload_quota(client, alice, set
 
     assert ["photo" in result for result in results] == [True, True, False]
     assert results[2]["code"] == "throttled"
-    assert results[2]["message"].startswith("page-2.png was not uploaded: you have reached your upload limit; try again in ")
+    assert results[2]["message"].startswith(
+        "page-2.png was not uploaded: you have reached your upload limit; try again in ")
     assert Photo.objects.count() == 3
     again = client.post("/api/v1/photos/", {"image": SimpleUploadedFile("api.png", image_bytes("PNG"))})
     assert again.status_code == 429

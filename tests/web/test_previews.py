@@ -49,7 +49,8 @@ def body(response):
 @pytest.mark.parametrize("mode", ["CMYK", "LAB", "I", "I;16", "F", "P", "LA", "RGBA"])
 def test_every_accepted_mode_previews_and_downloads(client, alice, colorizer, mode):
     image, image_format = in_mode(mode)
-    photo = services.upload_photo(alice, SimpleUploadedFile(f"scan.{image_format.lower()}", encoded(image, image_format)))
+    upload = SimpleUploadedFile(f"scan.{image_format.lower()}", encoded(image, image_format))
+    photo = services.upload_photo(alice, upload)
     assert Image.open(photo.original).mode == mode  # stored as uploaded
     services.run_job(photo.jobs.get().id)
     client.force_login(alice)
