@@ -20,7 +20,9 @@ $(STAMP): requirements/base.txt requirements/prod.txt requirements/dev.txt
 migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
-# Web server and Celery worker (with its beat scheduler) together; Ctrl-C stops both.
+# Web server and Celery worker (with its beat scheduler) together; Ctrl-C stops both. The
+# development settings: debugging on, a public secret key (servers default to production).
+run migrate: export DJANGO_SETTINGS_MODULE ?= colorizer_site.settings.dev
 run: migrate
 	@echo "Colorizer is starting at http://127.0.0.1:$(PORT)/ (Ctrl-C stops the web server and the worker)"
 	@trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \

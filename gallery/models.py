@@ -3,11 +3,26 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
+
+# Stored files are named and typed by the format Pillow found, never by the user's file name: a
+# JPEG called x.html must not be stored as .html (S3 would record and serve it as a web page).
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
+              "TIFF": ".tif"}
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 
 
 def _original_path(photo, filename):
     # The user's filename is kept in a field; storage names must not be guessable or clash.
-    return f"originals/{photo.id}{_suffix(filename)}"
+    return f"originals/{photo.id}{EXTENSIONS[photo.format]}"
 
 
 def _result_path(job, filename):
@@ -16,11 +31,6 @@ def _result_path(job, filename):
 
 def _thumbnail_path(job, filename):
     return f"thumbnails/{job.id}.jpg"
-
-
-def _suffix(filename):
-    dot = filename.rfind(".")
-    return filename[dot:].lower() if dot > 0 and len(filename) - dot <= 6 else ""
 
 
 class Photo(models.Model):
@@ -87,3 +97,18 @@ class ColorizationJob(models.Model):
     @property
     def is_finished(self):
         return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+
+
+class ApiToken(TokenProxy):
+    """API tokens as the admin shows them: by owner and the first characters only.
+
+    Token's own str() is the whole key, which the admin would put in page titles, confirmations
+    and its change log, for every staff member to read.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.key[:6]}… of {self.user}"

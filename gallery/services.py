@@ -7,20 +7,24 @@ acceptable upload is, how a job runs, what deleting removes) exist in one place.
 import functools
 import hashlib
 import io
+import logging
 import os
 from datetime import timedelta
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from rest_framework.authtoken.models import Token
 
+from mlcore.image_modes import displayable
+
 from . import tasks
-from .models import ColorizationJob, Photo
+from .models import CONTENT_TYPES, ColorizationJob, Photo
 
 # Pillow's format names, with the names people know them by.
 ACCEPTED_FORMATS = {
@@ -34,6 +38,14 @@ ACCEPTED_FORMATS = {
 }
 THUMBNAIL_SIZE = 320
 State = ColorizationJob.State
+# What a failed job tells its owner, by the kind of exception (the first that matches).
+FAILURE_REASONS = [
+    ((UnidentifiedImageError, Image.DecompressionBombError), "The stored photo could not be read as an image."),
+    (MemoryError, "Colorizing this photo needed more memory than the worker has."),
+    ((OSError, BotoCoreError, ClientError, DatabaseError),
+     "The photo or its result could not be read or stored: a storage or database problem on our side."),
+]
+job_log = logging.getLogger("gallery.jobs")
 
 
 class UploadRejected(Exception):
@@ -62,7 +74,7 @@ def upload_photo(owner, uploaded_file):
         height=height,
         format=image_format,
     )
-    photo.original.save(name, ContentFile(data), save=False)
+    photo.original.save(name, _content(data, CONTENT_TYPES[image_format]), save=False)
     try:
         with transaction.atomic():
             photo.save()
@@ -122,8 +134,10 @@ def _inspect_image(name, data):
         raise UploadRejected(
             "not_an_image", f"{name} is not an image Pillow can read: cannot identify image file"
         ) from None
-    except Exception as exc:  # damaged data surfaces as many exception types inside Pillow
-        raise UploadRejected("not_an_image", f"{name} is not an image Pillow can read: {exc}") from None
+    except Exception:  # damaged data surfaces as many exception types inside Pillow
+        raise UploadRejected(
+            "not_an_image", f"{name} is not an image Pillow can read: it is damaged or cut short"
+        ) from None
     return image_format, width, height
 
 
@@ -173,10 +187,13 @@ def run_job(job_id):
         colorized = colorizer.colorize(image)
         thumbnail = colorized.copy()
         thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        job.result.save("result.png", ContentFile(_encode(colorized, "PNG")), save=False)
-        job.thumbnail.save("thumbnail.jpg", ContentFile(_encode(thumbnail, "JPEG")), save=False)
+        job.result.save("result.png", _content(_encode(colorized, "PNG"), "image/png"), save=False)
+        job.thumbnail.save("thumbnail.jpg", _content(_encode(thumbnail, "JPEG"), "image/jpeg"), save=False)
     except Exception as exc:
         _delete_files([f.name for f in (job.result, job.thumbnail) if f])
+        # The details (paths, endpoints, the traceback) are for operators, found by the job's id.
+        job_log.exception("job %s: colorizing failed", job.id, extra={"job_id": str(job.id),
+                                                                       "photo_id": str(job.photo_id)})
         # Kept for the record: the final "gave up" message quotes the last error.
         ColorizationJob.objects.filter(pk=job.pk).update(error=describe_error(exc))
         raise
@@ -260,10 +277,21 @@ def _delete_files(names):
 
 
 def converted_image(stored_file, image_format):
-    """The stored image re-encoded (JPEG downloads, PNG previews of formats browsers lack)."""
+    """The stored image re-encoded (JPEG downloads, PNG previews of formats browsers lack).
+
+    In a mode PNG holds, 16-bit and float greyscale scaled by their depth: TIFFs come in CMYK,
+    LAB and the rest.
+    """
     with stored_file.open("rb") as f:
         image = ImageOps.exif_transpose(Image.open(io.BytesIO(f.read())))
-    return _encode(image, image_format)
+    return _encode(displayable(image), image_format)
+
+
+def _content(data, content_type):
+    """File contents to store, with the type S3 records for them (instead of a guess from the name)."""
+    content = ContentFile(data)
+    content.content_type = content_type
+    return content
 
 
 def _encode(image, image_format):
@@ -277,9 +305,14 @@ def _encode(image, image_format):
 
 
 def describe_error(exc):
-    """A one-line reason for the user."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    """Why a job failed, for the photo's owner: the kind of failure, never the exception's text.
+
+    That text names server paths, host names and endpoints; the log has it with the job's id.
+    """
+    for kinds, reason in FAILURE_REASONS:
+        if isinstance(exc, kinds):
+            return reason
+    return "Something went wrong on our side while colorizing this photo."
 
 
 def get_colorizer():
@@ -301,3 +334,26 @@ def reset_api_token(user):
     with transaction.atomic():
         Token.objects.filter(user=user).delete()
         return Token.objects.create(user=user)
+
+
+def api_token_of(user):
+    """The user's API token for the token endpoint: created on first use, renewed once expired."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return reset_api_token(user) if token_has_expired(token) else token
+
+
+def token_expires(token):
+    """When the token stops working (COLORIZER_API_TOKEN_DAYS after it was made), or None: never."""
+    days = settings.COLORIZER_API_TOKEN_DAYS
+    return token.created + timedelta(days=days) if days else None
+
+
+def token_has_expired(token):
+    expires = token_expires(token)
+    return expires is not None and expires <= timezone.now()
+
+
+def password_changed(user):
+    """Whoever knew the old password may have taken the API token with it: a new one replaces it."""
+    if Token.objects.filter(user=user).exists():
+        reset_api_token(user)

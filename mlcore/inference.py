@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from . import color
+from .image_modes import DEEP_GREY_MODES, grey_levels
 from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
 
 DEFAULT_SIZE = 256  # working resolution, short side
@@ -20,16 +21,14 @@ DEFAULT_SIZE = 256  # working resolution, short side
 def to_rgb_array(image: Image.Image) -> np.ndarray:
     """Any PIL image -> (H, W, 3) float32 sRGB in [0, 1], EXIF orientation applied.
 
-    16-bit and float modes keep their precision; transparency is composited on
+    16-bit, 32-bit and float modes keep their precision, scaled by their bit depth
+    (mlcore.image_modes.grey_levels); transparency is composited on
     white (how a scan with an alpha channel looks on paper); CMYK, P and the
     rest go through Pillow's RGB conversion.
     """
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(image, dtype=np.float32) / 65535.0
-        return np.repeat(np.clip(grey, 0, 1)[..., None], 3, axis=2)
-    if image.mode == "F":
-        return np.repeat(np.clip(np.asarray(image, dtype=np.float32), 0, 1)[..., None], 3, axis=2)
+    if image.mode in DEEP_GREY_MODES:
+        return np.repeat(grey_levels(image)[..., None], 3, axis=2)
     if image.mode in ("LA", "RGBA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

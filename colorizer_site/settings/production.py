@@ -9,12 +9,15 @@ Passes `manage.py check --deploy` without a warning.
 import logging
 
 from botocore.config import Config
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import MIDDLEWARE, STORAGES, env
+from .base import KNOWN_SECRET_KEYS, MIDDLEWARE, STORAGES, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
+if SECRET_KEY in KNOWN_SECRET_KEYS:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is a published example: set it to a secret of your own")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # Web containers, workers and beat run on several machines: they share PostgreSQL, Redis and

@@ -23,9 +23,10 @@ ERROR_DESCRIPTIONS = {
     404: "Not among your photos and jobs, or no such page (not_found).",
     406: "The Accept header asks for something other than JSON (not_acceptable).",
     409: "The photo has no colorized version yet (not_colorized).",
-    413: "Too many or too large form fields (request_too_large).",
+    413: "The request is too large: a body over one file of the upload size limit, refused unread (too_large), "
+         "or too many or too large form fields (request_too_large).",
     415: "The request body is not of a media type this operation takes (unsupported_media_type).",
-    429: "Too many requests (throttled); the Retry-After header says how many seconds to wait.",
+    429: "Too many uploads or failed log-ins (throttled); the Retry-After header says how many seconds to wait.",
 }
 
 # Always sent with these statuses, so declared as required.

@@ -16,20 +16,21 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, Throttled
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
-from gallery import services
+from gallery import ratelimits, services
+from gallery.request_size import accepts_uploads
 from gallery.views import CONTENT_TYPES, result_filename
 
 from .exceptions import NotColorized
 from .negotiation import ImageDownloadNegotiation
 from .schema import LOCATION, errors
 from .serializers import JobSerializer, PhotoFilterSerializer, PhotoSerializer, TokenSerializer, UploadSerializer
-from .throttling import TokenAttempts, UploadsPerDay, UploadsPerMinute
+from .throttling import UPLOAD_THROTTLES, TokenAttempts
 
 # The API authenticates each request itself (token or session) and answers 401, where the web
 # app's LoginRequiredMiddleware would redirect to the log-in page.
@@ -44,6 +45,16 @@ class ObtainToken(ObtainAuthToken):
     authentication_classes = []  # the credentials are in the body
     throttle_classes = [TokenAttempts]
 
+    def post(self, request, *args, **kwargs):
+        username = request.data.get("username", "") if hasattr(request.data, "get") else ""
+        # The same count of failures as the web and admin log-ins: guesses add up across all three.
+        if wait := ratelimits.login_wait(request, username):
+            raise Throttled(wait, "Too many failed log-ins for this account or from your network.")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ratelimits.forget_failed_logins(username)
+        return Response({"token": services.api_token_of(serializer.validated_data["user"]).key})
+
 
 class OwnPhotos:
     def get_queryset(self):
@@ -51,6 +62,7 @@ class OwnPhotos:
 
 
 @no_login_redirect
+@method_decorator(accepts_uploads(1), name="dispatch")
 @extend_schema_view(
     get=extend_schema(
         summary="Your photos, newest first",
@@ -75,7 +87,7 @@ class PhotoList(generics.ListAPIView):
         return services.photos_of(self.request.user, **filters.validated_data)
 
     def get_throttles(self):
-        return [UploadsPerMinute(), UploadsPerDay()] if self.request.method == "POST" else []
+        return [throttle() for throttle in UPLOAD_THROTTLES] if self.request.method == "POST" else []
 
     def post(self, request):
         upload = UploadSerializer(data=request.data)
