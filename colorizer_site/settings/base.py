@@ -159,6 +159,8 @@ if REDIS_URL:
         "socket_connect_timeout": REDIS_TIMEOUT,
         "socket_timeout": REDIS_TIMEOUT,
     }
+    # Connecting (kombu retries within this many seconds) gets no more time than one try.
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
     # Results are not stored (below); should a Redis result backend ever be named, it gets the same bounds.
     CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
     CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
@@ -241,6 +243,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "colorizer_site.cache.ForgivingRedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT},
+            # Half the broker's: an upload waits on both when Redis does not answer.
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT / 2, "socket_timeout": REDIS_TIMEOUT / 2},
         }
     }
