@@ -43,7 +43,7 @@ job_log = logging.getLogger("gallery.jobs")
 
 # A job's peak memory beyond the loaded model, per pixel: the decoded image in its own mode
 # (MODE_BYTES) plus what colorizing adds (float RGB and L, the result, its PNG, the thumbnail's
-# copy). Measured 48-58 bytes per pixel on 4 and 10 MP photos of every mode (issue 10).
+# copy). Measured 48-58 bytes per pixel on 4 and 10 MP noisy photos (L, RGB, I;16, RGBA).
 WORK_BYTES_PER_PIXEL = 56
 MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
               "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}  # 4 for every other mode (RGBA, CMYK, I, F...)

@@ -60,7 +60,10 @@ def colorize(self, job_id):
     services.run_job(job_id, holder=f"{self.request.hostname or socket.gethostname()}:{os.getpid()}")
 
 
-@shared_task
+# Acknowledged on receipt: a sweep is idempotent, and a worker should hold no unacknowledged
+# message of its own when Redis goes away (kombu 5.7 then fails to restore it and stops the
+# worker, which its supervisor restarts).
+@shared_task(acks_late=False)
 def sweep_jobs():
     """Send jobs the broker never got and queue again those whose worker died (beat, every few seconds)."""
     return services.sweep_jobs()

@@ -198,7 +198,9 @@ CELERY_TASK_ROUTES = {"gallery.tasks.colorize": {"queue": "colorize"}}
 # The sweeper: sends jobs the broker never got (it was down), and queues again running jobs
 # whose lease ran out (their worker died). See gallery.services.sweep_jobs.
 CELERY_BEAT_SCHEDULE = {
-    "sweep-jobs": {"task": "gallery.tasks.sweep_jobs", "schedule": COLORIZER_SWEEP_INTERVAL},
+    # A sweep not run before the next is due is dropped (workers away: no backlog of sweeps).
+    "sweep-jobs": {"task": "gallery.tasks.sweep_jobs", "schedule": COLORIZER_SWEEP_INTERVAL,
+                   "options": {"expires": COLORIZER_SWEEP_INTERVAL}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

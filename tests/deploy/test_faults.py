@@ -34,7 +34,7 @@ pytestmark = pytest.mark.services
 
 LEASE_SECONDS = 2  # renewed every 0.5 s; a dead worker's job is queued again 2 s later
 SWEEP_SECONDS = 0.5
-RECOVERY_TIMEOUT = 60  # generous for a loaded machine; the drills in the README give real times
+RECOVERY_TIMEOUT = 120  # generous, for a loaded machine; the README gives the times measured
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def job_id(upload):
     return upload.json()["job"]["id"]
 
 
-def wait_for_state(job, state, timeout=60):
+def wait_for_state(job, state, timeout=RECOVERY_TIMEOUT):
     deadline = time.monotonic() + timeout
     while ColorizationJob.objects.get(pk=job).state != state:
         assert time.monotonic() < deadline, f"job {job} not {state} after {timeout} s"
@@ -222,8 +222,8 @@ def test_uploads_during_a_redis_outage_are_accepted_and_all_run_once_it_is_back(
     redis_server.start()
     back = time.monotonic()
     finished = stack.wait_until_finished(jobs)
-    print(f"outage drill: {len(jobs)} uploads accepted during the outage, all run "
-          f"{time.monotonic() - back:.1f} s after Redis came back")
+    print(f"outage drill: with Redis silent, an upload answered in {upload_s:.1f} s and /readyz in {readyz_s:.1f} s; "
+          f"{len(jobs)} uploads accepted during the outage all ran {time.monotonic() - back:.1f} s after it came back")
 
     assert upload_s <= 5 and readyz_s <= 5, (upload_s, readyz_s)
     assert readyz.status_code == 503 and readyz.json()["checks"]["broker"]["ok"] is False
