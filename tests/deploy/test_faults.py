@@ -24,9 +24,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from web.helpers import database_url, wait_until_finished
 
 from gallery.models import ColorizationJob, Photo
-from web.helpers import database_url, wait_until_finished
 
 from .helpers import BIN, Server, free_port, grey_png, gunicorn
 

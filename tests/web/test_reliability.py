@@ -8,7 +8,6 @@ import io
 import struct
 import subprocess
 import sys
-import time
 import uuid
 import zlib
 from datetime import timedelta
@@ -16,6 +15,7 @@ from datetime import timedelta
 import pytest
 from celery.app.task import Task
 from celery.exceptions import Reject
+from deploy.helpers import free_port
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
@@ -27,8 +27,6 @@ from rest_framework.test import APIClient
 from colorizer_site.celery import app as celery_app
 from gallery import queue, services, tasks
 from gallery.models import ColorizationJob, Photo
-
-from deploy.helpers import free_port
 
 from .helpers import image_bytes, stored_files, worker_environment, worker_storage
 
@@ -200,15 +198,12 @@ def test_degenerate_shapes_are_refused_at_upload_with_a_clear_message(alice, med
 
 
 @pytest.mark.django_db
-def test_the_issues_50_megapixel_sliver_is_refused_without_decoding_it(alice, sliver):
-    started = time.monotonic()
-
+def test_the_issues_50_megapixel_sliver_is_refused_from_its_header(alice, sliver):
     with pytest.raises(services.UploadRejected) as refusal:
         services.upload_photo(alice, SimpleUploadedFile("sliver.png", sliver))
 
     assert refusal.value.code == "too_small"
     assert refusal.value.message == "sliver.png is 1 × 50000000 pixels; each side must be at least 16 pixels"
-    assert time.monotonic() - started < 2
 
 
 @pytest.mark.django_db
@@ -255,14 +250,13 @@ def stored_job(owner, data, name="stored.png"):
 @pytest.mark.django_db
 def test_a_stored_sliver_fails_in_the_worker_with_a_message_for_people(alice, sliver, media):
     job = stored_job(alice, sliver)
-    started = time.monotonic()
 
+    # Before the image is decoded: colorizing it asked for 7.6 GB and took minutes.
     tasks.colorize.apply([str(job.id)])
 
     job.refresh_from_db()
     assert (job.state, job.attempts) == ("failed", 1)
     assert job.error == "This photo is 1 × 50000000 pixels; each side must be at least 16 pixels."
-    assert time.monotonic() - started < 5  # refused before decoding: no gigabytes asked for
 
 
 # A worker process near its memory limit (RLIMIT_AS: what a container's limit does to it), its
