@@ -14,7 +14,8 @@ from PIL import UnidentifiedImageError
 from . import queue, services
 from .models import ColorizationJob
 
-job_log = logging.getLogger("gallery.jobs")
+job_log = logging.getLogger("gallery.jobs")  # one line per run, below
+log = logging.getLogger(__name__)
 
 # Worth another try: storage or network hiccups, a database that restarted. The job's
 # attempt limit (COLORIZER_JOB_MAX_ATTEMPTS) decides when to stop, so retries are unbounded here.
@@ -34,7 +35,7 @@ class ColorizeTask(Task):
         else:
             reason = services.describe_error(exc)
         # The user reads the reason; the logs get the details.
-        job_log.warning("job %s failed: %s", args[0], reason, exc_info=exc, extra={"job_id": args[0]})
+        log.warning("job %s failed: %s", args[0], reason, exc_info=exc, extra={"job_id": args[0]})
         services.fail_job(args[0], reason)
 
     def retry(self, *args, **kwargs):
