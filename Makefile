@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-services chromium migrate
+.PHONY: run test test-services chromium redis-server migrate
 
 $(STAMP): requirements/base.txt requirements/prod.txt requirements/dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ run: migrate
 chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
+# The fault tests (tests/deploy/test_faults.py) start, pause and stop a redis-server of their own.
+redis-server:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
+
 # `docker compose config` checks docker/compose.yml (tests/deploy/test_docker.py); it needs
 # the Compose CLI but no Docker engine. Debian's docker-compose when neither CLI is there.
 .PHONY: compose-cli
@@ -46,5 +50,5 @@ test: $(STAMP) chromium compose-cli
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-services
 
-test-services: $(STAMP) chromium
+test-services: $(STAMP) chromium redis-server
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m services

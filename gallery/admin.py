@@ -57,9 +57,9 @@ class ColorizationJobAdmin(admin.ModelAdmin):
     list_select_related = ["photo"]
     readonly_fields = [
         "id", "photo", "state", "error", "stored_result", "stored_thumbnail", "model_version",
-        "queued_at", "started_at", "finished_at", "attempts",
+        "queued_at", "started_at", "finished_at", "attempts", "sent_at", "lease_holder", "lease_expires_at",
     ]
-    exclude = ["result", "thumbnail"]
+    exclude = ["result", "thumbnail", "lease_token"]
 
     def has_add_permission(self, request):
         return False

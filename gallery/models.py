@@ -87,6 +87,15 @@ class ColorizationJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When its message was last handed to the broker; null while it has not been (the broker
+    # was down): the sweeper (gallery.tasks.sweep_jobs) sends it then.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The run that holds a running job: only the holder of the token may record its outcome.
+    # Its worker renews the lease while it works; a lease that runs out means the worker died,
+    # and the sweeper queues the job again. The holder is "<celery node>:<pid>".
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_holder = models.CharField(max_length=255, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-queued_at"]

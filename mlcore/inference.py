@@ -16,6 +16,9 @@ from .image_modes import DEEP_GREY_MODES, grey_levels
 from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
 
 DEFAULT_SIZE = 256  # working resolution, short side
+# The longer side at the working resolution is at most this many times `size`: a sliver of an
+# image (1 x 50,000 px) must not reach the network at full length.
+MAX_ASPECT = 30
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -37,8 +40,8 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
 
 
 def working_size(h: int, w: int, size: int) -> tuple[int, int]:
-    """Scale so the shorter side is `size`; never upscale."""
-    scale = min(1.0, size / min(h, w))
+    """Scale so the shorter side is `size` and the longer at most MAX_ASPECT x `size`; never upscale."""
+    scale = min(1.0, size / min(h, w), MAX_ASPECT * size / max(h, w))
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 

@@ -142,16 +142,45 @@ COLORIZER_SIZE = env.int("COLORIZER_SIZE", default=None)
 # A job is given up (state failed) once it has been started this many times: that bounds both
 # retries of transient errors and an image that keeps killing its worker.
 COLORIZER_JOB_MAX_ATTEMPTS = env.int("COLORIZER_JOB_MAX_ATTEMPTS", default=3)
+# Shapes no photo has: refused at upload (and by the worker, for files stored before), since a
+# sliver of an image decodes small but colorizes huge.
+COLORIZER_MIN_SIDE = env.int("COLORIZER_MIN_SIDE", default=16)
+COLORIZER_MAX_ASPECT_RATIO = env.float("COLORIZER_MAX_ASPECT_RATIO", default=30)
+# Memory (MiB) one job may use beyond the loaded model; larger photos are refused at upload with
+# "too large to colorize here" (gallery.services.estimated_peak_mb). The default admits the
+# largest photo COLORIZER_MAX_PIXELS allows.
+COLORIZER_WORKER_MEMORY_MB = env.int("COLORIZER_WORKER_MEMORY_MB", default=4096)
+# A running job's lease (seconds): its worker renews it every quarter of this; once it runs out
+# the worker is taken for dead and the sweeper queues the job again.
+COLORIZER_JOB_LEASE_SECONDS = env.int("COLORIZER_JOB_LEASE_SECONDS", default=60)
+# How often beat runs the sweeper (gallery.tasks.sweep_jobs), and after how long a queued job
+# whose message is not in the (empty) queue is sent again.
+COLORIZER_SWEEP_INTERVAL = env.float("COLORIZER_SWEEP_INTERVAL", default=30)
+COLORIZER_JOB_RESEND_AFTER = env.int("COLORIZER_JOB_RESEND_AFTER", default=900)
 
 # --- Celery ------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
+# Seconds to connect to Redis, and to wait for any answer: a Redis that does not answer (as
+# opposed to a closed port) must fail publishing, throttles and /readyz quickly, not hang them.
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=2)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("COLORIZER_JOB_SOFT_TIME_LIMIT", default=540)
 CELERY_TASK_TIME_LIMIT = env.int("COLORIZER_JOB_TIME_LIMIT", default=600)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # An unacknowledged message comes back after this long (worker killed outright): it must
     # outlast the longest legitimate run or a running job would be delivered twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT}
+    # Job leases (COLORIZER_JOB_LEASE_SECONDS) recover a dead worker's job much sooner; this is
+    # the backstop.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "socket_timeout": REDIS_TIMEOUT,
+    }
+    # Connecting (kombu retries within this many seconds) gets no more time than one try.
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+    # Results are not stored (below); should a Redis result backend ever be named, it gets the same bounds.
+    CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
+    CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
 else:
     # No server needed: messages are files under var/broker (one machine only).
     BROKER_DIR = VAR_DIR / "broker"
@@ -175,14 +204,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("COLORIZER_WORKER_PREFETCH", default=1)
 # Processes per worker; Celery's default is one per CPU core (a GPU worker wants one per GPU).
 CELERY_WORKER_CONCURRENCY = env.int("COLORIZER_WORKER_CONCURRENCY", default=None)
+# Pool processes are replaced after this many jobs, and after any job that leaves them holding
+# more than this much memory (a large photo's buffers are not all given back to the system).
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("COLORIZER_WORKER_MAX_TASKS_PER_CHILD", default=200)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("COLORIZER_WORKER_MAX_MEMORY_PER_CHILD_MB", default=2048) * 1024  # KiB
 # Colorizing has a queue of its own, so GPU workers can take only that (`-Q colorize`) while
 # CPU workers take everything. A worker started without -Q consumes both queues.
 CELERY_TASK_QUEUES = [Queue("celery"), Queue("colorize")]
 CELERY_TASK_ROUTES = {"gallery.tasks.colorize": {"queue": "colorize"}}
-# Safety net for messages a broker cannot give back (the filesystem broker loses a message
-# whose worker was killed outright): jobs still "running" long after the hard time limit.
+# The sweeper: sends jobs the broker never got (it was down), and queues again running jobs
+# whose lease ran out (their worker died). See gallery.services.sweep_jobs.
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-jobs": {"task": "gallery.tasks.requeue_stale_jobs", "schedule": 300.0},
+    # A sweep not run before the next is due is dropped (workers away: no backlog of sweeps).
+    "sweep-jobs": {"task": "gallery.tasks.sweep_jobs", "schedule": COLORIZER_SWEEP_INTERVAL,
+                   "options": {"expires": COLORIZER_SWEEP_INTERVAL}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -238,5 +273,14 @@ SPECTACULAR_SETTINGS = {
 # endpoint or the profile page); None: they last until reset. A password change always resets it.
 COLORIZER_API_TOKEN_DAYS = env.int("COLORIZER_API_TOKEN_DAYS", default=None)
 # Throttle and rate-limit counters must be shared by every web process: in Redis when there is one.
+# While Redis is away the cache answers "nothing stored" (throttles let requests through) and logs it,
+# rather than failing requests (colorizer_site.cache).
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "colorizer_site.cache.ForgivingRedisCache",
+            "LOCATION": REDIS_URL,
+            # Half the broker's: an upload waits on both when Redis does not answer.
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT / 2, "socket_timeout": REDIS_TIMEOUT / 2},
+        }
+    }

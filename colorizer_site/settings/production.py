@@ -30,8 +30,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 env("REDIS_URL")
 env("AWS_STORAGE_BUCKET_NAME")
-# Same for the bucket; standard retries still ride out a brief hiccup.
-STORAGES["default"]["OPTIONS"]["client_config"] = Config(connect_timeout=5, retries={"mode": "standard"})
+# Same for the bucket (and a storage that stops answering mid-transfer); standard retries
+# still ride out a brief hiccup.
+STORAGES["default"]["OPTIONS"]["client_config"] = Config(
+    connect_timeout=5, read_timeout=30, retries={"mode": "standard"}
+)
 
 # --- HTTPS -------------------------------------------------------------------------------
 # TLS ends at the load balancer, which must set X-Forwarded-Proto (and overwrite any value a

@@ -97,3 +97,23 @@ def test_debugging_is_off_unless_the_development_settings_are_chosen():
     # No key at all: nothing can be signed, so no session or token can be forged with a known one.
     assert base.stdout.split() == ["False"]
     assert "The SECRET_KEY setting must not be empty" in base.stderr
+def test_workers_recycle_pool_processes_and_nothing_waits_on_redis_without_bound():
+    env = production_environment(**REQUIRED, COLORIZER_WORKER_MAX_TASKS_PER_CHILD="50",
+                                 COLORIZER_WORKER_MAX_MEMORY_PER_CHILD_MB="1500", REDIS_TIMEOUT="3")
+    script = (
+        "from django.conf import settings; from colorizer_site.celery import app; conf = app.conf; "
+        "options = conf.broker_transport_options; cache = settings.CACHES['default']; "
+        "print(conf.worker_max_tasks_per_child, conf.worker_max_memory_per_child, "
+        "options['socket_connect_timeout'], options['socket_timeout'], conf.broker_connection_timeout, "
+        "conf.redis_socket_connect_timeout, conf.redis_socket_timeout, cache['BACKEND'], "
+        "cache['OPTIONS']['socket_connect_timeout'], cache['OPTIONS']['socket_timeout'], "
+        "conf.beat_schedule['sweep-jobs']['task'])"
+    )
+
+    result = manage(env, "shell", "--no-imports", "--command", script)
+
+    assert result.stdout.split() == [
+        "50", str(1500 * 1024),  # Celery counts KiB
+        "3.0", "3.0", "3.0", "3.0", "3.0", "colorizer_site.cache.ForgivingRedisCache", "1.5", "1.5",
+        "gallery.tasks.sweep_jobs",
+    ]

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from mlcore import color
-from mlcore.inference import Colorizer, merge, to_rgb_array
+from mlcore.inference import MAX_ASPECT, Colorizer, merge, to_rgb_array, working_size
 
 from .conftest import synthetic_photo
 
@@ -160,3 +160,13 @@ def test_strips_of_rows_give_exactly_the_whole_merge():
     ab = torch.rand(1, 2, 24, 33) * 2 - 1
     strips = torch.cat([merge(L, L_small, ab, rows=(y, min(97, y + 10))) for y in range(0, 97, 10)], dim=2)
     assert torch.equal(strips, merge(L, L_small, ab))
+
+
+def test_the_working_size_caps_the_longer_side_too():
+    # A sliver of an image must not reach the network at full length.
+    assert working_size(50_000_000, 1, 256) == (256 * MAX_ASPECT, 1)
+    assert working_size(1, 1_000_000, 256) == (1, 256 * MAX_ASPECT)
+    # Photos are scaled by their shorter side alone, as before; never upscaled.
+    assert working_size(3000, 4000, 256) == (256, 341)
+    assert working_size(256, 7680, 256) == (256, 7680)
+    assert working_size(100, 50, 256) == (100, 50)

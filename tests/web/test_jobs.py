@@ -100,14 +100,16 @@ def test_a_job_left_running_by_a_lost_worker_runs_again(alice):
     assert (job.state, job.attempts) == ("succeeded", 2)
 
 
-def test_stale_running_jobs_are_queued_again(alice):
+def test_running_jobs_whose_lease_ran_out_are_queued_again(alice):
     photo, job = upload(alice)
     wait_until_finished([job.id])
     long_ago = timezone.now() - timedelta(hours=2)
-    stale = ColorizationJob.objects.create(photo=photo, state="running", started_at=long_ago, attempts=1)
-    recent = ColorizationJob.objects.create(photo=photo, state="running", started_at=timezone.now(), attempts=1)
+    stale = ColorizationJob.objects.create(photo=photo, state="running", started_at=long_ago, attempts=1,
+                                           lease_expires_at=long_ago + timedelta(minutes=1))
+    recent = ColorizationJob.objects.create(photo=photo, state="running", started_at=timezone.now(), attempts=1,
+                                            lease_expires_at=timezone.now() + timedelta(minutes=1))
 
-    assert services.requeue_stale_jobs() == [stale.id]
+    assert services.sweep_jobs() == [str(stale.id)]
 
     [stale] = wait_until_finished([stale.id])
     assert (stale.state, stale.attempts) == ("succeeded", 2)

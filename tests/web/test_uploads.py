@@ -53,13 +53,13 @@ def test_it_names_the_stored_file_by_its_format_not_by_the_users_name(alice, nam
 
 
 def test_it_takes_the_first_frame_of_an_animation(alice):
-    frames = [Image.new("L", (20, 10), shade) for shade in (0, 128, 255)]
+    frames = [Image.new("L", (40, 20), shade) for shade in (0, 128, 255)]
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
 
     photo = services.upload_photo(alice, SimpleUploadedFile("anim.gif", buffer.getvalue()))
 
-    assert (photo.format, photo.width, photo.height) == ("GIF", 20, 10)
+    assert (photo.format, photo.width, photo.height) == ("GIF", 40, 20)
 
 
 def test_it_records_the_size_as_displayed(alice):
