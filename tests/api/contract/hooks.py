@@ -18,7 +18,9 @@ def images(draw):
     """A small photo: a gradient in a drawn format, mode and size, with a bar of drawn grey across it."""
     image_format = draw(st.sampled_from(sorted(MODES)))
     mode = draw(st.sampled_from(MODES[image_format]))
-    size = (draw(st.integers(1, 64)), draw(st.integers(1, 64)))
+    # From the smallest side an upload may have (COLORIZER_MIN_SIDE) up: anything smaller is a
+    # refusal the schema documents, not a photo.
+    size = (draw(st.integers(16, 64)), draw(st.integers(16, 64)))
     image = Image.linear_gradient("L").rotate(draw(st.sampled_from([0, 90, 180, 270]))).resize(size)
     image.paste(draw(st.integers(0, 255)), (0, size[1] // 3, size[0], size[1] // 3 + 2))
     buffer = io.BytesIO()
