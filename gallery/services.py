@@ -251,7 +251,8 @@ def run_job(job_id, holder=None):
         with _LeaseRenewal(job.pk, token):
             colorizer = _colorize(job)
     except Exception as exc:
-        # The details (paths, endpoints, the traceback) are for operators, found by the job's id.
+        # The owner reads the reason; the details (paths, endpoints, the traceback) are for
+        # operators, found by the job's id.
         job_log.exception("job %s: colorizing failed", job.id, extra={"job_id": str(job.id),
                                                                        "photo_id": str(job.photo_id)})
         reason = exc.message if isinstance(exc, CannotColorize) else describe_error(exc)

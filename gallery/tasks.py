@@ -34,8 +34,8 @@ class ColorizeTask(Task):
             reason = exc.message
         else:
             reason = services.describe_error(exc)
-        # The user reads the reason; the logs get the details.
-        log.warning("job %s failed: %s", args[0], reason, exc_info=exc, extra={"job_id": args[0]})
+        # The user reads the reason; the traceback is in the log already (services.run_job).
+        log.warning("job %s failed: %s", args[0], reason, extra={"job_id": args[0]})
         services.fail_job(args[0], reason)
 
     def retry(self, *args, **kwargs):
