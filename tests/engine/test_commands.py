@@ -62,7 +62,17 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     call_command("evaluate_colorizer", weights=str(tmp_path / "shipped.safetensors"), data=str(folder), size=32)
     [as_shipped] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
     assert as_shipped.split("|")[2:] == rows[1].split("|")[2:]
-    assert meta["validation"]["images"] == 5 and set(meta["validation"]["ours"]) >= {"psnr", "de2000", "auc"}
+    assert meta["validation"][str(folder)]["images"] == 5
+    assert set(meta["validation"][str(folder)]["ours"]) >= {"psnr", "de2000", "auc"}
+    # Shipped again after evaluating another folder, the file keeps both folders' numbers.
+    other = tmp_path / "other"
+    other.mkdir()
+    synthetic_photo(9).save(other / "9.png")
+    call_command("evaluate_colorizer", weights=str(tmp_path / "shipped.safetensors"), data=str(other), size=32,
+                 ship=str(tmp_path / "shipped.safetensors"))
+    _, meta = load_generator(tmp_path / "shipped.safetensors")
+    assert {k: v["images"] for k, v in meta["validation"].items()} == {str(folder): 5, str(other): 1}
+    assert meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5}
 
 
 def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights, capsys):
@@ -77,7 +87,7 @@ def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights,
                  for line in out.splitlines() if line.startswith("| pa") or line.startswith("| pe")}
     assert by_source == {"paris": "3", "pets": "2"}
     _, meta = load_generator(tmp_path / "shipped.safetensors")
-    shipped = meta["validation"]["by source"]
+    shipped = meta["validation"][str(folder)]["by source"]
     assert set(shipped) == {"paris", "pets"} and shipped["pets"]["images"] == 2
     assert shipped["pets"]["no colour"]["cf"] == 0.0 and "de2000" in shipped["paris"]["ours"]
 

@@ -69,14 +69,23 @@ class Command(BaseCommand):
             meta = colorizer.metadata
             rounded = lambda m: {k: round(v, 4) for k, v in m.items()}  # noqa: E731
             first = results[0]
-            validation = {"data": str(opts["data"]), "images": len(images), "size": opts["size"],
-                          "ours": rounded(first["ours"]), "no colour": rounded(first["no colour"]),
-                          "by source": {source: {"images": r["images"], "ours": rounded(r["ours"]),
-                                                 "no colour": rounded(r["no colour"])}
-                                        for source, r in first["by source"].items()}}
+            evaluated = {"images": len(images), "size": opts["size"],
+                         "ours": rounded(first["ours"]), "no colour": rounded(first["no colour"]),
+                         "by source": {source: {"images": r["images"], "ours": rounded(r["ours"]),
+                                                "no colour": rounded(r["no colour"])}
+                                       for source, r in first["by source"].items()}}
+            # One entry per evaluated folder: shipping again with other --data (dev, then val) adds
+            # its numbers beside the others. A training run's own flat validation is replaced.
+            previous = meta.get("validation", {})
+            # Without --temperature, the one the network already has (generators with a bin head).
+            temperature = temperatures[0]
+            if temperature is None and hasattr(generator, "temperature"):
+                temperature = round(float(generator.temperature), 4)
+            keyed = {} if "images" in previous else previous
             path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
-                                  training=meta.get("training", {}), validation=validation,
-                                  inference={"size": working_sizes[0], "temperature": temperatures[0],
+                                  training=meta.get("training", {}),
+                                  validation={**keyed, str(opts["data"]): evaluated},
+                                  inference={"size": working_sizes[0], "temperature": temperature,
                                              "chroma": chromas[0]})
             self.stdout.write(f"wrote {path}")
 
