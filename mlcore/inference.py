@@ -12,9 +12,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from . import color
+from .hints import HintsNotSupported, hint_map
+from .models import AB_BINS_PER_AXIS
+from .palette import DEFAULT_K, PaletteGrid
 from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
 
 DEFAULT_SIZE = 256  # working resolution, short side
+MAX_VIVIDNESS = 2.0  # the most a person may multiply the tuned chroma gain by
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -98,12 +102,26 @@ class Colorizer:
         return cls(generator, meta, f"{meta['arch']}-{file_digest(path)[:8]}", torch.device(device), int(size),
                    chroma=tuned.get("chroma", 1.0))
 
-    def colorize(self, image: Image.Image) -> Image.Image:
-        return self.colorize_batch([image])[0]
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the network was built to take colour hints (see mlcore.hints)."""
+        return bool(getattr(self.generator, "hints", False))
+
+    @property
+    def proposes_colours(self) -> bool:
+        """Whether the network predicts a colour distribution, which `palettes` draws from."""
+        return hasattr(self.generator, "bin_centers")
+
+    def colorize(self, image: Image.Image, hints=None, vividness: float = 1.0) -> Image.Image:
+        """`hints`: [{"x", "y", "color": "#rrggbb"}, ...] in pixels of the upright image (after
+        EXIF rotation); `vividness` multiplies the tuned chroma gain, 0 (grey) to 2."""
+        return self.colorize_batch([image], hints=[hints], vividness=vividness)[0]
 
     @torch.no_grad()
-    def colorize_batch(self, images: list[Image.Image]) -> list[Image.Image]:
-        """Colorize many images; those with the same working size share one forward pass."""
+    def colorize_batch(self, images: list[Image.Image], hints=None, vividness: float = 1.0) -> list[Image.Image]:
+        """Colorize many images; those with the same working size share one forward pass.
+        `hints`, when given, has one list of hints (or None) per image."""
+        hints = self._check_settings(images, hints, vividness)
         rgbs = [to_rgb_array(im) for im in images]
         results: list[Image.Image | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -116,7 +134,8 @@ class Colorizer:
                                                align_corners=False, antialias=True) for L in L_full])
             # A network trained for accuracy predicts the expected colour, which is duller than any
             # real one where it is unsure; the gain (chosen on val) trades a little accuracy for life.
-            ab = (self.generator(L_small.to(self.device)).float().cpu() * self.chroma).clamp_(-1, 1)
+            maps = self._hint_maps([hints[i] for i in members], (h, w), L_small.shape[-2:])
+            ab = (self._predict(L_small, maps) * (self.chroma * vividness)).clamp_(-1, 1)
             for k, i in enumerate(members):
                 out = np.empty((h, w, 3), dtype=np.uint8)
                 for y in range(0, h, STRIP_ROWS):
@@ -125,6 +144,77 @@ class Colorizer:
                     out[y:y + STRIP_ROWS] = (rgb.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
                 results[i] = Image.fromarray(out)
         return results
+
+    def _check_settings(self, images, hints, vividness):
+        if not 0.0 <= vividness <= MAX_VIVIDNESS:  # NaN fails too
+            raise ValueError(f"vividness must be between 0 and {MAX_VIVIDNESS:g}, got {vividness}")
+        hints = list(hints) if hints is not None else [None] * len(images)
+        if len(hints) != len(images):
+            raise ValueError(f"{len(hints)} lists of hints for {len(images)} images")
+        if any(hints) and not self.takes_hints:
+            raise HintsNotSupported(f"model {self.version} was trained without colour hints; "
+                                    "colorize without hints, or load a model that takes them")
+        return hints
+
+    def _hint_maps(self, hints, size, working):
+        """The hint maps (B, 3, h, w) of images of one size, or None when none has a hint."""
+        if not any(hints):
+            return None
+        return torch.cat([hint_map(h or [], size, tuple(working)) for h in hints])
+
+    def _predict(self, L_small, maps, **kwargs):
+        """The network's normalised ab for L (and hint maps, when there are any), on the CPU."""
+        args = (L_small.to(self.device),) if maps is None else (L_small.to(self.device), maps.to(self.device))
+        out = self.generator(*args, **kwargs)
+        if kwargs.get("return_logits"):
+            return out[0].float().cpu(), out[1].float().cpu()
+        return out.float().cpu()
+
+    def palette(self, image: Image.Image, x: int, y: int, k: int = DEFAULT_K, hints=None) -> list[str]:
+        """The model's `k` most plausible colours at pixel (x, y) of the upright image, as
+        '#rrggbb', most likely first: what an eyedropper offers for that point."""
+        return [c["color"] for c in self.palettes(image, hints=hints, k=k).at(x, y)]
+
+    @torch.no_grad()
+    def palettes(self, image: Image.Image, hints=None, k: int = DEFAULT_K) -> PaletteGrid:
+        """The model's plausible colours for every point of the image (with these hints).
+
+        Per 4x4-px cell of the working size, the `k` heaviest clusters of the predicted bin
+        distribution (a bin and its 8 neighbours, taken greedily, so the choices differ), each
+        its probability-weighted mean colour drawn at the cell's lightness, with its probability.
+        """
+        if not self.proposes_colours:
+            raise ValueError(f"model {self.version} predicts no colour distribution to propose colours from")
+        self._check_settings([image], [hints], 1.0)
+        rgb = to_rgb_array(image)
+        h, w = rgb.shape[:2]
+        L_small = F.interpolate(_lightness(rgb), size=working_size(h, w, self.size), mode="bilinear",
+                                align_corners=False, antialias=True)
+        hs, ws = L_small.shape[-2:]
+        _, logits = self._predict(L_small, self._hint_maps([hints], (h, w), (hs, ws)), return_logits=True)
+        rows, cols = -(-hs // PaletteGrid.CELL), -(-ws // PaletteGrid.CELL)
+        remaining = torch.softmax(logits[0, :, :rows, :cols], dim=0).flatten(1).T  # (cells, bins)
+        centres = self.generator.bin_centers.float().cpu()  # (bins, 2)
+        # Bins next to each other on the a*b* grid (a bin is its own neighbour): one colour, shaded.
+        step = 2.0 / AB_BINS_PER_AXIS
+        neighbours = ((centres[:, None] - centres[None]).abs().amax(-1) < 1.5 * step).float()
+        colours, probabilities = [], []
+        for _ in range(k):
+            best = (remaining @ neighbours).argmax(1)  # the heaviest cluster's central bin
+            weights = remaining * neighbours[best]
+            total = weights.sum(1)
+            ab = torch.where((total > 0)[:, None], (weights @ centres) / total.clamp_min(1e-12)[:, None], centres[best])
+            colours.append(ab)
+            probabilities.append(total)
+            remaining = remaining - weights
+        L_cells = F.avg_pool2d(F.pad(L_small, (0, cols * 4 - ws, 0, rows * 4 - hs), mode="replicate"), 4)
+        L_cells = L_cells.flatten()[None, None, None].expand(1, 1, k, -1)
+        ab = torch.stack(colours, 1).permute(2, 1, 0)[None]  # (1, 2, k, cells)
+        rgb = color.lab_to_rgb(L_cells, ab)[0]  # (3, k, cells)
+        alpha = torch.stack(probabilities)[None]  # (1, k, cells)
+        rgba = torch.cat([rgb, alpha.clamp(0, 1)]).mul(255).round().to(torch.uint8)
+        tiles = rgba.permute(1, 2, 0).reshape(k * rows, cols, 4).numpy()
+        return PaletteGrid(Image.fromarray(tiles), k, size=(w, h), working=(ws, hs))
 
 
 def _lightness(rgb: np.ndarray) -> torch.Tensor:
