@@ -11,6 +11,7 @@ import os
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -34,6 +35,15 @@ ACCEPTED_FORMATS = {
 }
 THUMBNAIL_SIZE = 320
 State = ColorizationJob.State
+
+
+class Conflict(Exception):
+    """An action the photo's state does not allow now; `message` says why, for the user."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class UploadRejected(Exception):
@@ -144,12 +154,23 @@ def jobs_of(owner):
     return ColorizationJob.objects.filter(photo__owner=owner)
 
 
-def colorize_photo(photo):
-    """Queue a new colorization of the photo; its newest job is the one shown to the user."""
+def colorize_photo(photo, vividness=1.0, hints=()):
+    """Queue a new colorization of the photo with these settings; its newest job is the one shown.
+
+    `vividness` multiplies the model's tuned colour strength (0 to 2); `hints` are colours the
+    person knows, [{"x", "y", "color": "#rrggbb"}, ...] in pixels of the upright photo (checked
+    by the caller: gallery.api.serializers.ColorizeSettingsSerializer). A job already on its way
+    with the same settings is answered instead of a new one; with other settings, Conflict.
+    """
+    hints = [dict(hint) for hint in hints]
     current = photo.jobs.first()
     if current is not None and not current.is_finished:
-        return current  # already on its way: a double click must not colorize twice
-    job = ColorizationJob.objects.create(photo=photo)
+        if (current.vividness, current.hints) == (vividness, hints):
+            return current  # a double click must not colorize twice
+        raise Conflict(
+            "busy", f"{photo.original_filename} is being colorized; wait for that to finish, then apply your settings."
+        )
+    job = ColorizationJob.objects.create(photo=photo, vividness=vividness, hints=hints)
     # Only a committed job can be found by the worker.
     transaction.on_commit(lambda: tasks.colorize.delay(str(job.id)))
     return job
@@ -170,13 +191,16 @@ def run_job(job_id):
         with job.photo.original.open("rb") as original:
             image = Image.open(io.BytesIO(original.read()))
         colorizer = get_colorizer()
-        colorized = colorizer.colorize(image)
+        colorized = colorizer.colorize(image, hints=job.hints, vividness=job.vividness)
         thumbnail = colorized.copy()
         thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         job.result.save("result.png", ContentFile(_encode(colorized, "PNG")), save=False)
         job.thumbnail.save("thumbnail.jpg", ContentFile(_encode(thumbnail, "JPEG")), save=False)
+        if colorizer.proposes_colours:  # the eyedropper's colours, with the same hints
+            palettes = colorizer.palettes(image, hints=job.hints)
+            job.palette.save("palette.png", ContentFile(palettes.to_png()), save=False)
     except Exception as exc:
-        _delete_files([f.name for f in (job.result, job.thumbnail) if f])
+        _delete_files(job.files)
         # Kept for the record: the final "gave up" message quotes the last error.
         ColorizationJob.objects.filter(pk=job.pk).update(error=describe_error(exc))
         raise
@@ -184,12 +208,13 @@ def run_job(job_id):
         state=State.SUCCEEDED,
         result=job.result.name,
         thumbnail=job.thumbnail.name,
+        palette=job.palette.name,
         model_version=colorizer.version,
         error="",
         finished_at=timezone.now(),
     )
     if not finished:  # the photo was deleted while we worked
-        _delete_files([job.result.name, job.thumbnail.name])
+        _delete_files(job.files)
 
 
 def _start_job(job_id):
@@ -247,7 +272,7 @@ def delete_photo(photo):
     """Delete the photo, its jobs and every file any of them stored."""
     names = [photo.original.name]
     for job in photo.jobs.all():
-        names += [f.name for f in (job.result, job.thumbnail) if f]
+        names += job.files
     with transaction.atomic():
         photo.delete()
         # Only once the rows are surely gone: a rollback must not leave rows without files.
@@ -257,6 +282,29 @@ def delete_photo(photo):
 def _delete_files(names):
     for name in names:
         default_storage.delete(name)
+
+
+def palette_at(photo, x, y):
+    """The model's plausible colours at pixel (x, y) of the upright photo, from its newest result:
+    [{"color": "#rrggbb", "probability": p}, ...], most likely first (checked by the caller: x, y
+    inside the photo). Raises Conflict when there is no result, or one made without them."""
+    from mlcore.palette import PaletteGrid  # Pillow only: no torch in the web process
+
+    job = photo.latest_result_job
+    if job is None:
+        raise Conflict("not_colorized", "This photo has not been colorized yet.")
+    if not job.palette:
+        raise Conflict(
+            "no_palette", "This result has no colour proposals (it is older than them); colorize the photo again."
+        )
+    # A click, a drag and the next click all ask the same small file.
+    data = cache.get_or_set(f"palette:{job.id}", lambda: _read(job.palette), timeout=3600)
+    return PaletteGrid.from_png(data).at(x, y)
+
+
+def _read(stored_file):
+    with stored_file.open("rb") as f:
+        return f.read()
 
 
 def converted_image(stored_file, image_format):
