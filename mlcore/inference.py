@@ -160,7 +160,11 @@ class Colorizer:
         """The hint maps (B, 3, h, w) of images of one size, or None when none has a hint."""
         if not any(hints):
             return None
-        return torch.cat([hint_map(h or [], size, tuple(working)) for h in hints])
+        maps = torch.cat([hint_map(h or [], size, tuple(working)) for h in hints])
+        # The network's colour is multiplied by the chroma gain; a hint asks for its colour divided
+        # by it, so that (at vividness 1) a hinted colour comes out as picked, not `chroma` times stronger.
+        maps[:, :2] = (maps[:, :2] / self.chroma).clamp_(-1, 1)
+        return maps
 
     def _predict(self, L_small, maps, **kwargs):
         """The network's normalised ab for L (and hint maps, when there are any), on the CPU."""
@@ -186,11 +190,18 @@ class Colorizer:
         if not self.proposes_colours:
             raise ValueError(f"model {self.version} predicts no colour distribution to propose colours from")
         self._check_settings([image], [hints], 1.0)
-        rgb = to_rgb_array(image)
-        h, w = rgb.shape[:2]
-        L_small = F.interpolate(_lightness(rgb), size=working_size(h, w, self.size), mode="bilinear",
+        upright = ImageOps.exif_transpose(image)
+        w, h = upright.size
+        hs, ws = working_size(h, w, self.size)
+        # Only L at the working size matters here: shrink to about twice that first, rather than
+        # convert a photo of many megapixels whole (seconds on a CPU, for nothing).
+        shrink = max(1, min(h, w) // (2 * min(hs, ws)))
+        if shrink > 1:
+            if upright.mode in ("P", "PA"):  # palette indices cannot be averaged
+                upright = upright.convert("RGBA")
+            upright = upright.resize((w // shrink, h // shrink), Image.Resampling.BOX)
+        L_small = F.interpolate(_lightness(to_rgb_array(upright)), size=(hs, ws), mode="bilinear",
                                 align_corners=False, antialias=True)
-        hs, ws = L_small.shape[-2:]
         _, logits = self._predict(L_small, self._hint_maps([hints], (h, w), (hs, ws)), return_logits=True)
         rows, cols = -(-hs // PaletteGrid.CELL), -(-ws // PaletteGrid.CELL)
         remaining = torch.softmax(logits[0, :, :rows, :cols], dim=0).flatten(1).T  # (cells, bins)

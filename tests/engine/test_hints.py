@@ -16,6 +16,7 @@ from mlcore.inference import Colorizer, to_rgb_array
 from mlcore.metrics import colorfulness
 from mlcore.models import ab_bin_centers
 from mlcore.palette import PaletteGrid
+from mlcore.weights import DEFAULT_WEIGHTS
 
 from .conftest import synthetic_photo
 
@@ -105,13 +106,26 @@ class HintEcho(nn.Module):
         return torch.where(mask > 0, ab / mask.clamp_min(1e-6), 0.0)
 
 
-def test_the_hinted_colour_appears_near_the_hint_and_not_far_away():
-    colorizer = Colorizer(HintEcho(), {}, "echo", torch.device("cpu"), size=64, chroma=1.0)
+def result_ab(image):
+    return color.rgb_to_lab(torch.from_numpy(to_rgb_array(image)).permute(2, 0, 1)[None])[1][0]
+
+
+@pytest.mark.parametrize("chroma", [1.0, 1.6])
+def test_the_hinted_colour_appears_near_the_hint_as_picked_and_not_far_away(chroma):
+    colorizer = Colorizer(HintEcho(), {}, "echo", torch.device("cpu"), size=64, chroma=chroma)
     grey = Image.new("L", (400, 256), 128)
-    out = np.asarray(colorizer.colorize(grey, hints=[{"x": 300, "y": 60, "color": BLUE}])).astype(int)
-    L, ab = color.rgb_to_lab(torch.from_numpy(out / 255.0).permute(2, 0, 1)[None].float())
-    assert torch.allclose(ab[0, :, 60, 300], ab_of(BLUE), atol=0.03)
-    assert ab[0, :, 200, 60].abs().max() < 0.01  # far away: still grey
+    hints = [{"x": 300, "y": 60, "color": BLUE}]
+
+    dull = [{"x": 300, "y": 60, "color": "#6b7a99"}]
+
+    ab = result_ab(colorizer.colorize(grey, hints=hints))
+    stronger = result_ab(colorizer.colorize(grey, hints=dull, vividness=1.5))
+
+    # As picked whatever the model's tuned gain; vividness strengthens it like every other colour.
+    assert torch.allclose(ab[:, 60, 300], ab_of(BLUE), atol=0.03)
+    assert torch.allclose(ab[:, 58:63, 297:304].mean((1, 2)), ab_of(BLUE), atol=0.03)
+    assert torch.allclose(stronger[:, 60, 300], 1.5 * ab_of("#6b7a99"), atol=0.03)
+    assert ab[:, 200, 60].abs().max() < 0.01  # far away: still grey
 
 
 def test_vividness_zero_is_grey_and_two_is_more_colourful(colorizer):
@@ -217,3 +231,26 @@ def test_the_palette_format_needs_neither_torch_nor_numpy():
     code = "import sys, mlcore.palette; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("colour", [BLUE, "#b22222"])
+def test_the_shipped_model_follows_a_hint(colour):
+    colorizer = Colorizer.load(DEFAULT_WEIGHTS, device="cpu")
+    if not colorizer.takes_hints:
+        pytest.skip(f"the shipped model ({colorizer.version}) has no hint input yet")
+    photo = synthetic_photo(6, size=(256, 192)).convert("L")
+    target = ab_of(colour)
+
+    automatic = result_ab(colorizer.colorize(photo))[:, 96, 128]
+    hinted = result_ab(colorizer.colorize(photo, hints=[{"x": 128, "y": 96, "color": colour}]))[:, 96, 128]
+
+    assert (hinted - target).norm() < 0.5 * (automatic - target).norm()
+
+
+@pytest.mark.parametrize("mode", ["LA", "PA", "I;16", "RGBA", "P"])
+def test_palettes_of_a_large_photo_in_any_mode_are_drawn_at_its_lightness(mode):
+    colorizer = Colorizer(PeakedBins(), {}, "peaked", torch.device("cpu"), size=64)
+    grey = Image.new("L", (1000, 800), 140)  # shrunk before its L is taken
+    image = Image.fromarray(np.full((800, 1000), 140 * 257, np.uint16)) if mode == "I;16" else grey.convert(mode)
+
+    assert colorizer.palettes(image).at(100, 400) == colorizer.palettes(grey).at(100, 400)
