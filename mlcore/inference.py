@@ -181,12 +181,9 @@ class Colorizer:
 
     @torch.no_grad()
     def palettes(self, image: Image.Image, hints=None, k: int = DEFAULT_K) -> PaletteGrid:
-        """The model's plausible colours for every point of the image (with these hints).
-
-        Per 4x4-px cell of the working size, the `k` heaviest clusters of the predicted bin
-        distribution (a bin and its 8 neighbours, taken greedily, so the choices differ), each
-        its probability-weighted mean colour drawn at the cell's lightness, with its probability.
-        """
+        """The model's plausible colours for every point of the image (with these hints): per
+        4x4-px cell of the working size, the `k` heaviest clusters of the predicted bin distribution,
+        each drawn at the cell's lightness, with its probability."""
         if not self.proposes_colours:
             raise ValueError(f"model {self.version} predicts no colour distribution to propose colours from")
         self._check_settings([image], [hints], 1.0)
@@ -203,29 +200,33 @@ class Colorizer:
         L_small = F.interpolate(_lightness(to_rgb_array(upright)), size=(hs, ws), mode="bilinear",
                                 align_corners=False, antialias=True)
         _, logits = self._predict(L_small, self._hint_maps([hints], (h, w), (hs, ws)), return_logits=True)
-        rows, cols = -(-hs // PaletteGrid.CELL), -(-ws // PaletteGrid.CELL)
-        remaining = torch.softmax(logits[0, :, :rows, :cols], dim=0).flatten(1).T  # (cells, bins)
-        centres = self.generator.bin_centers.float().cpu()  # (bins, 2)
-        # Bins next to each other on the a*b* grid (a bin is its own neighbour): one colour, shaded.
-        step = 2.0 / AB_BINS_PER_AXIS
-        neighbours = ((centres[:, None] - centres[None]).abs().amax(-1) < 1.5 * step).float()
-        colours, probabilities = [], []
-        for _ in range(k):
-            best = (remaining @ neighbours).argmax(1)  # the heaviest cluster's central bin
-            weights = remaining * neighbours[best]
-            total = weights.sum(1)
-            ab = torch.where((total > 0)[:, None], (weights @ centres) / total.clamp_min(1e-12)[:, None], centres[best])
-            colours.append(ab)
-            probabilities.append(total)
-            remaining = remaining - weights
-        L_cells = F.avg_pool2d(F.pad(L_small, (0, cols * 4 - ws, 0, rows * 4 - hs), mode="replicate"), 4)
-        L_cells = L_cells.flatten()[None, None, None].expand(1, 1, k, -1)
-        ab = torch.stack(colours, 1).permute(2, 1, 0)[None]  # (1, 2, k, cells)
-        rgb = color.lab_to_rgb(L_cells, ab)[0]  # (3, k, cells)
-        alpha = torch.stack(probabilities)[None]  # (1, k, cells)
-        rgba = torch.cat([rgb, alpha.clamp(0, 1)]).mul(255).round().to(torch.uint8)
+        cell = PaletteGrid.CELL
+        rows, cols = -(-hs // cell), -(-ws // cell)
+        p = torch.softmax(logits[0, :, :rows, :cols], dim=0).flatten(1).T  # (cells, bins)
+        ab, probability = _heaviest_clusters(p, self.generator.bin_centers.float().cpu(), k)  # (k, cells, ...)
+        L_cells = F.avg_pool2d(F.pad(L_small, (0, cols * cell - ws, 0, rows * cell - hs), mode="replicate"), cell)
+        rgb = color.lab_to_rgb(L_cells.flatten()[None, None, None].expand(1, 1, k, -1), ab.permute(2, 0, 1)[None])[0]
+        rgba = torch.cat([rgb, probability.clamp(0, 1)[None]]).mul(255).round().to(torch.uint8)  # (4, k, cells)
         tiles = rgba.permute(1, 2, 0).reshape(k * rows, cols, 4).numpy()
         return PaletteGrid(Image.fromarray(tiles), k, size=(w, h), working=(ws, hs))
+
+
+def _heaviest_clusters(p: torch.Tensor, centres: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For bin distributions p (cells, bins) with their ab `centres` (bins, 2): per cell, the ab
+    (k, cells, 2) and probability (k, cells) of the k heaviest clusters, a cluster being a bin and
+    its neighbours on the a*b* grid (one colour, shaded), taken greedily so that the choices differ."""
+    step = 2.0 / AB_BINS_PER_AXIS
+    neighbours = ((centres[:, None] - centres[None]).abs().amax(-1) < 1.5 * step).float()
+    colours, probabilities = [], []
+    for _ in range(k):
+        best = (p @ neighbours).argmax(1)  # the central bin of the heaviest cluster left
+        weights = p * neighbours[best]
+        total = weights.sum(1)
+        mean = (weights @ centres) / total.clamp_min(1e-12)[:, None]
+        colours.append(torch.where((total > 0)[:, None], mean, centres[best]))
+        probabilities.append(total)
+        p = p - weights
+    return torch.stack(colours), torch.stack(probabilities)
 
 
 def _lightness(rgb: np.ndarray) -> torch.Tensor:
