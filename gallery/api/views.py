@@ -126,8 +126,9 @@ class PhotoColorize(OwnPhotos, generics.GenericAPIView):
         responses={
             202: JobSerializer,
             **errors(400, 401, 403, 404, 409, descriptions={
-                400: "Invalid settings; `detail` names each bad field, e.g. "
-                     '`{"hints": [{}, {"x": ["..."]}]}` for the second hint (code invalid).',
+                400: "Invalid settings (code invalid); `detail` names each bad field, e.g. "
+                     '`{"hints": {"1": {"x": ["..."]}}}` for the second hint, and `message` says '
+                     "`hints[1].x: ...`.",
                 409: "A job with other settings is still queued or running: wait for it (busy).",
             }),
         },

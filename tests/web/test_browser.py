@@ -171,6 +171,15 @@ def test_steering_the_colours_with_vividness_and_hints(alice, page, artifacts, m
     expect(markers.first).to_have_attribute("aria-label", f"Colour hint 1: #3a5fcd at {moved['x']}, {moved['y']}")
     expect(adjust.locator("input[name=vividness]")).to_have_value("1.6")
 
+    # A hint being placed when the page reloads itself (as when a job finishes) is kept.
+    stage.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
+    expect(markers).to_have_count(3)
+    with page.expect_navigation():
+        page.evaluate("document.dispatchEvent(new Event('colorizer:reload')); location.reload()")
+    expect(markers).to_have_count(3)
+    page.reload()  # once only: then the job's own settings again
+    expect(markers).to_have_count(2)
+
 
 def canvas_pixels(page):
     return page.evaluate("""() => {

@@ -28,6 +28,7 @@
   function showState(el, status) {
     if (el.dataset.state === status.state) return;
     if ("reloadWhenFinished" in el.dataset && !ACTIVE.includes(status.state)) {
+      document.dispatchEvent(new Event("colorizer:reload")); // lets the colour controls keep edits
       location.reload(); // the photo page shows the result or the reason
       return;
     }
@@ -187,6 +188,20 @@
     try {
       hints = JSON.parse(hintsField.value || "[]");
     } catch (e) { /* none */ }
+    // Settings being edited when the page reloads itself (a job finished) are not lost.
+    const unsaved = "colorizer-settings:" + location.pathname;
+    let edited = false;
+    const kept = JSON.parse(sessionStorage.getItem(unsaved) || "null");
+    if (kept) {
+      sessionStorage.removeItem(unsaved);
+      hints = kept.hints;
+      range.value = kept.vividness;
+    }
+    section.addEventListener("input", () => (edited = true));
+    section.addEventListener("click", () => (edited = true));
+    document.addEventListener("colorizer:reload", () => {
+      if (edited) sessionStorage.setItem(unsaved, JSON.stringify({ hints, vividness: range.value }));
+    });
     let selected = -1;
     let base = null; // the shown result's pixels, at the preview's size
 
