@@ -102,8 +102,6 @@ def photo_detail(request, photo_id):
     else:
         before_url = reverse("gallery:original", args=[photo.id])
     job = photo.current_job
-    # The editor starts from the newest job's settings: hints come back when the photo is reopened.
-    chosen = {"vividness": job.vividness, "hints": job.hints} if job else {"vividness": 1.0, "hints": []}
     return render(
         request,
         "gallery/photo.html",
@@ -112,8 +110,8 @@ def photo_detail(request, photo_id):
             "job": job,
             "result_job": photo.latest_result_job,
             "before_url": before_url,
-            "settings": chosen,
-            "hints_json": json.dumps(chosen["hints"]),
+            # The colour controls start from the newest job's settings: its hints come back.
+            "hints_json": json.dumps(job.hints),
             "max_hints": MAX_HINTS,
         },
     )
