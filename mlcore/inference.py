@@ -13,27 +13,29 @@ from PIL import Image, ImageOps
 
 from . import color
 from .hints import HintsNotSupported, hint_map
+from .image_modes import DEEP_GREY_MODES, grey_levels
 from .models import AB_BINS_PER_AXIS
 from .palette import DEFAULT_K, PaletteGrid
 from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
 
 DEFAULT_SIZE = 256  # working resolution, short side
 MAX_VIVIDNESS = 2.0  # the most a person may multiply the tuned chroma gain by
+# The longer side at the working resolution is at most this many times `size`: a sliver of an
+# image (1 x 50,000 px) must not reach the network at full length.
+MAX_ASPECT = 30
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
     """Any PIL image -> (H, W, 3) float32 sRGB in [0, 1], EXIF orientation applied.
 
-    16-bit and float modes keep their precision; transparency is composited on
+    16-bit, 32-bit and float modes keep their precision, scaled by their bit depth
+    (mlcore.image_modes.grey_levels); transparency is composited on
     white (how a scan with an alpha channel looks on paper); CMYK, P and the
     rest go through Pillow's RGB conversion.
     """
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(image, dtype=np.float32) / 65535.0
-        return np.repeat(np.clip(grey, 0, 1)[..., None], 3, axis=2)
-    if image.mode == "F":
-        return np.repeat(np.clip(np.asarray(image, dtype=np.float32), 0, 1)[..., None], 3, axis=2)
+    if image.mode in DEEP_GREY_MODES:
+        return np.repeat(grey_levels(image)[..., None], 3, axis=2)
     if image.mode in ("LA", "RGBA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -42,8 +44,8 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
 
 
 def working_size(h: int, w: int, size: int) -> tuple[int, int]:
-    """Scale so the shorter side is `size`; never upscale."""
-    scale = min(1.0, size / min(h, w))
+    """Scale so the shorter side is `size` and the longer at most MAX_ASPECT x `size`; never upscale."""
+    scale = min(1.0, size / min(h, w), MAX_ASPECT * size / max(h, w))
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 

@@ -4,6 +4,7 @@
 (the errors of each field of an invalid request, the seconds to wait when throttled).
 """
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import status
@@ -28,6 +29,14 @@ class ConflictError(APIException):
     default_code = "conflict"
 
 
+class RequestTooLarge(APIException):
+    """Django's limits on form fields (DATA_UPLOAD_MAX_*), which it would answer with an HTML 400."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request has too many or too large form fields."
+    default_code = "request_too_large"
+
+
 class NotColorized(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This photo has not been colorized yet."
@@ -39,6 +48,8 @@ def api_exception_handler(exc, context):
         exc = InvalidUpload(exc.message, exc.code)
     elif isinstance(exc, Conflict):
         exc = ConflictError(exc.message, exc.code)
+    elif isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+        exc = RequestTooLarge()
     # DRF's handler picks the status and headers (WWW-Authenticate, Retry-After) and turns
     # Django's Http404 and PermissionDenied into its own; only the body is reshaped here.
     response = exception_handler(exc, context)

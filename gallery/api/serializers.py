@@ -1,8 +1,8 @@
 import math
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.reverse import reverse
 
 from gallery.models import ColorizationJob, Photo
@@ -14,12 +14,30 @@ MAX_HINTS = 64
 MAX_VIVIDNESS = 2.0
 
 
+class JsonTyped:
+    """A number field that takes JSON numbers only, as the schema says: DRF's number fields also
+    take strings ("1.3"), and its FloatField true and false."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, str)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JsonIntegerField(JsonTyped, serializers.IntegerField):
+    pass
+
+
+class JsonFloatField(JsonTyped, serializers.FloatField):
+    pass
+
+
 class HintSerializer(serializers.Serializer):
     """A colour the person knows for one point of the photo."""
 
-    x = serializers.IntegerField(min_value=0, help_text="Pixels from the left edge of the upright photo "
-                                 "(after EXIF rotation, as `width` counts them).")
-    y = serializers.IntegerField(min_value=0, help_text="Pixels from the top edge of the upright photo.")
+    x = JsonIntegerField(min_value=0, help_text="Pixels from the left edge of the upright photo "
+                         "(after EXIF rotation, as `width` counts them).")
+    y = JsonIntegerField(min_value=0, help_text="Pixels from the top edge of the upright photo.")
     color = serializers.RegexField(
         r"^#[0-9a-fA-F]{6}$", help_text="The colour as `#rrggbb`; its hue and saturation are used, the photo "
         "keeps its own lightness.", error_messages={"invalid": "Enter a colour as #rrggbb."},
@@ -46,7 +64,7 @@ def _check_point(photo, point):
 class ColorizeSettingsSerializer(serializers.Serializer):
     """How to colorize: all optional; nothing given is the model's own colours."""
 
-    vividness = serializers.FloatField(
+    vividness = JsonFloatField(
         min_value=0.0, max_value=MAX_VIVIDNESS, default=1.0,
         help_text="Colour strength: multiplies the model's tuned chroma gain. 0 is grey, 1 the model's "
         f"own colours, {MAX_VIVIDNESS:g} twice as strong.",
@@ -98,13 +116,14 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "url", "photo", "photo_url", "state", "error", "result_url", "vividness", "hints", "model_version",
             "attempts", "queued_at", "started_at", "finished_at",
         ]
+        read_only_fields = fields  # an answer only: every field is always sent
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, job):
         # While a job is retried its last error is kept for the record, but it has not failed.
         return job.error if job.state == ColorizationJob.State.FAILED else None
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_result_url(self, job):
         if job.state != ColorizationJob.State.SUCCEEDED:
             return None
@@ -126,8 +145,9 @@ class PhotoSerializer(serializers.ModelSerializer):
             "id", "url", "filename", "format", "width", "height", "byte_size", "sha256", "created", "job",
             "original_url", "result_url",
         ]
+        read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_result_url(self, photo):
         if photo.latest_result_job is None:
             return None
@@ -139,8 +159,19 @@ class UploadSerializer(serializers.Serializer):
     image = serializers.FileField(allow_empty_file=True, help_text="JPEG, PNG, WebP, TIFF, BMP or GIF.")
 
 
+class QueryChoiceField(serializers.ChoiceField):
+    """A choice in a query string, where an empty value (`?state=`) is refused like any other.
+
+    DRF takes an empty value of an optional field for no value at all: `?state=` would list
+    every photo although "" is not one of the choices the schema lists.
+    """
+
+    def get_value(self, dictionary):
+        return dictionary.get(self.field_name, empty)
+
+
 class PhotoFilterSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(
+    state = QueryChoiceField(
         ColorizationJob.State.values, required=False, help_text="Only photos whose newest job is in this state."
     )
 

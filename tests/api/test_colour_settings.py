@@ -83,6 +83,12 @@ BAD_SETTINGS = [
     ({"vividness": -0.5}, {"vividness": ["Ensure this value is greater than or equal to 0.0."]},
      "vividness: Ensure this value is greater than or equal to 0.0."),
     ({"vividness": "vivid"}, {"vividness": ["A valid number is required."]}, "vividness: A valid number is required."),
+    # JSON numbers only, as the schema says: no numbers in strings, no booleans.
+    ({"vividness": "1.3"}, {"vividness": ["A valid number is required."]}, "vividness: A valid number is required."),
+    ({"vividness": False}, {"vividness": ["A valid number is required."]}, "vividness: A valid number is required."),
+    ({"hints": [{"x": "1", "y": True, "color": BLUE}]},
+     {"hints": {"0": {"x": ["A valid integer is required."], "y": ["A valid integer is required."]}}},
+     "hints[0].x: A valid integer is required. hints[0].y: A valid integer is required."),
 ]
 
 
@@ -172,17 +178,15 @@ def test_no_palette_before_a_result_or_for_a_result_without_one(as_alice, alice,
 
 
 def test_hints_for_a_model_without_the_hint_input_fail_the_job_saying_why(photo, settings, hintless_weights_file):
-    from mlcore.hints import HintsNotSupported
-
     settings.COLORIZER_WEIGHTS = str(hintless_weights_file)
     job = services.colorize_photo(photo, hints=[{"x": 1, "y": 1, "color": BLUE}])
 
-    with pytest.raises(HintsNotSupported):
-        services.run_job(job.id)  # the task then fails the job with this error (tasks.ColorizeTask)
+    # CannotColorize: the task fails the job at once with its message (tasks.ColorizeTask), no retry.
+    with pytest.raises(services.CannotColorize):
+        services.run_job(job.id)
 
     job.refresh_from_db()
-    assert job.error.startswith("HintsNotSupported: model resunet-")
-    assert "was trained without colour hints" in job.error
+    assert job.error == "The colorizer in use cannot take colour hints; colorize this photo again without them."
     assert not job.result and not job.palette
 
 

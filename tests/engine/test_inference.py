@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from mlcore import color
-from mlcore.inference import Colorizer, merge, to_rgb_array
+from mlcore.inference import MAX_ASPECT, Colorizer, merge, to_rgb_array, working_size
 
 from .conftest import synthetic_photo
 
@@ -90,6 +90,28 @@ def test_16_bit_input_keeps_its_precision():
     assert len(np.unique(rgb[..., 0])) > 1000  # not squeezed into 256 levels
 
 
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_8_bit_values_in_deep_modes_keep_their_brightness(colorizer, mode):
+    grey = synthetic_photo(6, size=(40, 30)).convert("L")
+    deep = Image.fromarray(np.asarray(grey).astype(np.int32 if mode == "I" else np.float32))
+    assert deep.mode == mode
+
+    out = colorizer.colorize(deep)
+
+    # Read as 8-bit, not as a sliver of 16 bits: as bright as the same photo in L (not near black).
+    assert (_L(out) - _L(grey)).abs().mean() < 1.0
+    assert np.allclose(to_rgb_array(deep)[..., 0], np.asarray(grey) / 255)
+
+
+def test_deep_modes_are_scaled_by_their_range():
+    sixteen_bit = Image.fromarray(np.array([[0, 65535]], np.int32))
+    unit_floats = Image.fromarray(np.array([[0.0, 0.5]], np.float32))
+    out_of_range = Image.fromarray(np.array([[-1000, 99000]], np.int32))
+    assert np.allclose(to_rgb_array(sixteen_bit)[0, :, 0], [0, 1])
+    assert np.allclose(to_rgb_array(unit_floats)[0, :, 0], [0, 0.5])
+    assert np.allclose(to_rgb_array(out_of_range)[0, :, 0], [0, 1])
+
+
 def test_transparency_is_composited_on_white():
     clear = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
     assert np.allclose(to_rgb_array(clear), 1.0)
@@ -138,3 +160,13 @@ def test_strips_of_rows_give_exactly_the_whole_merge():
     ab = torch.rand(1, 2, 24, 33) * 2 - 1
     strips = torch.cat([merge(L, L_small, ab, rows=(y, min(97, y + 10))) for y in range(0, 97, 10)], dim=2)
     assert torch.equal(strips, merge(L, L_small, ab))
+
+
+def test_the_working_size_caps_the_longer_side_too():
+    # A sliver of an image must not reach the network at full length.
+    assert working_size(50_000_000, 1, 256) == (256 * MAX_ASPECT, 1)
+    assert working_size(1, 1_000_000, 256) == (1, 256 * MAX_ASPECT)
+    # Photos are scaled by their shorter side alone, as before; never upscaled.
+    assert working_size(3000, 4000, 256) == (256, 341)
+    assert working_size(256, 7680, 256) == (256, 7680)
+    assert working_size(100, 50, 256) == (100, 50)

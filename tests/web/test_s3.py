@@ -66,12 +66,18 @@ def keys(client):
 
 def test_photos_and_results_live_privately_in_the_bucket(bucket, s3_endpoint, alice, client):
     data = image_bytes("JPEG", size=(90, 60))
-    photo = services.upload_photo(alice, SimpleUploadedFile("scan.jpg", data))
+    # Named and typed by what it is, not by what the name says.
+    photo = services.upload_photo(alice, SimpleUploadedFile("scan.html", data))
 
     [job] = wait_until_finished([photo.jobs.get().id])
 
     assert job.state == "succeeded", job.error
+    assert job.palette  # the eyedropper's colours are stored with the result
     assert keys(bucket) == sorted([photo.original.name, *job.files])
+    assert photo.original.name == f"originals/{photo.id}.jpg"
+    content_types = {name: bucket.head_object(Bucket=BUCKET, Key=name)["ContentType"]
+                     for name in (photo.original.name, *job.files)}
+    assert list(content_types.values()) == ["image/jpeg", "image/png", "image/jpeg", "image/png"]
     assert bucket.get_object(Bucket=BUCKET, Key=photo.original.name)["Body"].read() == data
     for key in keys(bucket):
         grants = bucket.get_object_acl(Bucket=BUCKET, Key=key)["Grants"]
