@@ -10,7 +10,9 @@ class ColorizationJobInline(admin.TabularInline):
     model = ColorizationJob
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["state", "error", "model_version", "queued_at", "started_at", "finished_at", "attempts"]
+    fields = readonly_fields = [
+        "state", "error", "vividness", "hints", "model_version", "queued_at", "started_at", "finished_at", "attempts"
+    ]
 
     def has_add_permission(self, request, obj):
         return False
@@ -56,10 +58,11 @@ class ColorizationJobAdmin(admin.ModelAdmin):
     search_fields = ["photo__original_filename", "photo__owner__username", "error"]
     list_select_related = ["photo"]
     readonly_fields = [
-        "id", "photo", "state", "error", "stored_result", "stored_thumbnail", "model_version",
-        "queued_at", "started_at", "finished_at", "attempts", "sent_at", "lease_holder", "lease_expires_at",
+        "id", "photo", "state", "error", "vividness", "hints", "stored_result", "stored_thumbnail", "stored_palette",
+        "model_version", "queued_at", "started_at", "finished_at", "attempts", "sent_at", "lease_holder",
+        "lease_expires_at",
     ]
-    exclude = ["result", "thumbnail", "lease_token"]
+    exclude = ["result", "thumbnail", "palette", "lease_token"]
 
     def has_add_permission(self, request):
         return False
@@ -74,6 +77,10 @@ class ColorizationJobAdmin(admin.ModelAdmin):
     @admin.display(description="thumbnail stored as")
     def stored_thumbnail(self, job):
         return job.thumbnail.name
+
+    @admin.display(description="colour proposals stored as")
+    def stored_palette(self, job):
+        return job.palette.name
 
 
 # DRF's token admin lists every key in full; ours shows a prefix (enough to match a key someone

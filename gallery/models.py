@@ -33,6 +33,10 @@ def _thumbnail_path(job, filename):
     return f"thumbnails/{job.id}.jpg"
 
 
+def _palette_path(job, filename):
+    return f"palettes/{job.id}.png"
+
+
 class Photo(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
@@ -82,6 +86,13 @@ class ColorizationJob(models.Model):
     error = models.TextField(blank=True)
     result = models.FileField(upload_to=_result_path, blank=True, max_length=255)
     thumbnail = models.FileField(upload_to=_thumbnail_path, blank=True, max_length=255)
+    # The model's plausible colours at every point of the photo (mlcore.palette), for the
+    # eyedropper; made with the result, so the web process never runs the model.
+    palette = models.FileField(upload_to=_palette_path, blank=True, max_length=255)
+    # What the person asked for: the chroma gain's multiplier (1 = the model's tuned colour) and
+    # colour hints, [{"x", "y", "color": "#rrggbb"}, ...] in pixels of the upright photo.
+    vividness = models.FloatField(default=1.0)
+    hints = models.JSONField(default=list, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -106,6 +117,17 @@ class ColorizationJob(models.Model):
     @property
     def is_finished(self):
         return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+
+    @property
+    def files(self):
+        """The stored files of the job, by name."""
+        return [f.name for f in (self.result, self.thumbnail, self.palette) if f]
+
+    @property
+    def settings_label(self):
+        """The settings in a few words, as shown with the result."""
+        hints = len(self.hints)
+        return f"vividness {self.vividness:g}× · {hints} colour hint{'' if hints == 1 else 's'}"
 
 
 class ApiToken(TokenProxy):

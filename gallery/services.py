@@ -17,6 +17,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connections, transaction
@@ -58,9 +59,19 @@ WORK_BYTES_PER_PIXEL = 56
 MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
               "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}  # 4 for every other mode (RGBA, CMYK, I, F...)
 TOO_LARGE_TO_COLORIZE = "This photo is too large to colorize here."
+HINTS_NOT_TAKEN = "The colorizer in use cannot take colour hints; colorize this photo again without them."
 # An unsent job is left to the request that queued it for this long before the sweeper sends it.
 SEND_GRACE = timedelta(seconds=10)
 SWEEP_BATCH = 1000  # at most this many jobs sent per sweep; the next sweep sends more
+
+
+class Conflict(Exception):
+    """An action the photo's state does not allow now; `message` says why, for the user."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class UploadRejected(Exception):
@@ -219,14 +230,25 @@ def jobs_of(owner):
     return ColorizationJob.objects.filter(photo__owner=owner)
 
 
-def colorize_photo(photo):
-    """Queue a new colorization of the photo; its newest job is the one shown to the user."""
+def colorize_photo(photo, vividness=1.0, hints=()):
+    """Queue a new colorization of the photo with these settings; its newest job is the one shown.
+
+    `vividness` multiplies the model's tuned colour strength (0 to 2); `hints` are colours the
+    person knows, [{"x", "y", "color": "#rrggbb"}, ...] in pixels of the upright photo (checked
+    by the caller: gallery.api.serializers.ColorizeSettingsSerializer). A job already on its way
+    with the same settings is answered instead of a new one; with other settings, Conflict.
+    """
+    hints = [dict(hint) for hint in hints]
     current = photo.jobs.first()
     if current is not None and not current.is_finished:
         if current.state == State.QUEUED and current.sent_at is None:
             queue.publish_on_commit([current.id])  # the broker was away when it was queued: try now
-        return current  # already on its way: a double click must not colorize twice
-    job = ColorizationJob.objects.create(photo=photo)
+        if (current.vividness, current.hints) == (vividness, hints):
+            return current  # a double click must not colorize twice
+        raise Conflict(
+            "busy", f"{photo.original_filename} is being colorized; wait for that to finish, then apply your settings."
+        )
+    job = ColorizationJob.objects.create(photo=photo, vividness=vividness, hints=hints)
     # Only a committed job can be found by the worker. Should the broker be down, the job stays
     # queued, unsent, and the sweeper sends it later.
     queue.publish_on_commit([job.id])
@@ -234,7 +256,7 @@ def colorize_photo(photo):
 
 
 def run_job(job_id, holder=None):
-    """Colorize the photo of one job and store the result and its thumbnail.
+    """Colorize the photo of one job and store the result, its thumbnail and its palette.
 
     Called by the Celery task, possibly more than once for the same job (a message sent twice,
     redelivered, retried). The run first claims the job (claim_job): a finished job, or one
@@ -262,6 +284,7 @@ def run_job(job_id, holder=None):
         state=State.SUCCEEDED,
         result=job.result.name,
         thumbnail=job.thumbnail.name,
+        palette=job.palette.name,
         model_version=colorizer.version,
         error="",
         finished_at=timezone.now(),
@@ -270,24 +293,29 @@ def run_job(job_id, holder=None):
     if not finished:  # the photo was deleted while we worked, or our lease was taken over
         job_log.warning("job %s: its lease was lost or the photo deleted during the run; result discarded",
                         job.pk, extra={"job_id": str(job.pk)})
-        _delete_files([job.result.name, job.thumbnail.name])
+        _delete_files(job.files)
 
 
 _NO_LEASE = {"lease_token": None, "lease_holder": "", "lease_expires_at": None}
 
 
 def _colorize(job):
-    """Colorize the job's original into job.result and job.thumbnail (saved, not yet recorded)."""
+    """Colorize the job's original with its settings into job.result, job.thumbnail and, where the
+    model proposes colours, job.palette (saved, not yet recorded)."""
     try:
         with job.photo.original.open("rb") as original:
             image = Image.open(io.BytesIO(original.read()))
         check_workable(image)
         colorizer = get_colorizer()
+        if job.hints and not colorizer.takes_hints:
+            raise CannotColorize(HINTS_NOT_TAKEN)
         try:
-            colorized = colorizer.colorize(image)
+            colorized = colorizer.colorize(image, hints=job.hints, vividness=job.vividness)
             thumbnail = colorized.copy()
             thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
             result_png, thumbnail_jpeg = _encode(colorized, "PNG"), _encode(thumbnail, "JPEG")
+            # The eyedropper's colours, with the same hints.
+            palette_png = colorizer.palettes(image, hints=job.hints).to_png() if colorizer.proposes_colours else None
         except (MemoryError, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and not _is_allocation_failure(exc):
                 raise
@@ -295,8 +323,10 @@ def _colorize(job):
         del image, colorized, thumbnail
         job.result.save("result.png", _content(result_png, "image/png"), save=False)
         job.thumbnail.save("thumbnail.jpg", _content(thumbnail_jpeg, "image/jpeg"), save=False)
+        if palette_png is not None:
+            job.palette.save("palette.png", _content(palette_png, "image/png"), save=False)
     except Exception:
-        _delete_files([f.name for f in (job.result, job.thumbnail) if f])
+        _delete_files(job.files)
         raise
     return colorizer
 
@@ -495,7 +525,7 @@ def delete_photo(photo):
     """Delete the photo, its jobs and every file any of them stored."""
     names = [photo.original.name]
     for job in photo.jobs.all():
-        names += [f.name for f in (job.result, job.thumbnail) if f]
+        names += job.files
     with transaction.atomic():
         photo.delete()
         # Only once the rows are surely gone: a rollback must not leave rows without files.
@@ -505,6 +535,29 @@ def delete_photo(photo):
 def _delete_files(names):
     for name in names:
         default_storage.delete(name)
+
+
+def palette_at(photo, x, y):
+    """The model's plausible colours at pixel (x, y) of the upright photo, from its newest result:
+    [{"color": "#rrggbb", "probability": p}, ...], most likely first (checked by the caller: x, y
+    inside the photo). Raises Conflict when there is no result, or one made without them."""
+    from mlcore.palette import PaletteGrid  # Pillow only: no torch in the web process
+
+    job = photo.latest_result_job
+    if job is None:
+        raise Conflict("not_colorized", "This photo has not been colorized yet.")
+    if not job.palette:
+        raise Conflict(
+            "no_palette", "This result has no colour proposals (it is older than them); colorize the photo again."
+        )
+    # A click, a drag and the next click all ask the same small file.
+    data = cache.get_or_set(f"palette:{job.id}", lambda: _read(job.palette), timeout=3600)
+    return PaletteGrid.from_png(data).at(x, y)
+
+
+def _read(stored_file):
+    with stored_file.open("rb") as f:
+        return f.read()
 
 
 def converted_image(stored_file, image_format):

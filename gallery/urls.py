@@ -15,6 +15,7 @@ urlpatterns = [
     path("photos/<uuid:photo_id>/result.jpg", views.result_jpg, name="result_jpg"),
     path("photos/<uuid:photo_id>/thumbnail", views.thumbnail, name="thumbnail"),
     path("photos/<uuid:photo_id>/colorize", views.colorize, name="colorize"),
+    path("photos/<uuid:photo_id>/palette.json", views.palette, name="palette"),
     path("photos/<uuid:photo_id>/delete", views.delete, name="delete"),
     path("profile/", views.profile, name="profile"),
     path("profile/token", views.reset_token, name="reset_token"),

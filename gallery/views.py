@@ -1,6 +1,7 @@
 """Server-rendered pages. Each view checks ownership and hands the work to gallery.services."""
 
 import functools
+import json
 import math
 import uuid
 from pathlib import PurePath
@@ -19,8 +20,11 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ValidationError
 
 from . import ratelimits, services
+from .api.exceptions import field_messages
+from .api.serializers import MAX_HINTS, ColorizeSettingsSerializer, PalettePointSerializer
 from .api.throttling import upload_wait
 from .models import CONTENT_TYPES, ColorizationJob
 from .request_size import accepts_uploads
@@ -130,10 +134,19 @@ def photo_detail(request, photo_id):
         before_url = reverse("gallery:original_png", args=[photo.id])
     else:
         before_url = reverse("gallery:original", args=[photo.id])
+    job = photo.current_job
     return render(
         request,
         "gallery/photo.html",
-        {"photo": photo, "job": photo.current_job, "result_job": photo.latest_result_job, "before_url": before_url},
+        {
+            "photo": photo,
+            "job": job,
+            "result_job": photo.latest_result_job,
+            "before_url": before_url,
+            # The colour controls start from the newest job's settings: its hints come back.
+            "hints_json": json.dumps(job.hints),
+            "max_hints": MAX_HINTS,
+        },
     )
 
 
@@ -183,10 +196,50 @@ def thumbnail(request, photo_id):
 
 @require_POST
 def colorize(request, photo_id):
+    """Colorize again with the settings of the photo page's form: `vividness`, and `hints` as JSON
+    (what the page's script keeps up to date); a field left out takes the model's default."""
     photo = _owned_photo(request, photo_id)
-    services.colorize_photo(photo)
-    messages.success(request, f"{photo.original_filename} is queued to be colorized again.")
+    data = {"vividness": _form_number(request.POST["vividness"])} if "vividness" in request.POST else {}
+    try:
+        if request.POST.get("hints"):
+            data["hints"] = json.loads(request.POST["hints"])
+        chosen = ColorizeSettingsSerializer(data=data, context={"photo": photo})
+        if not chosen.is_valid():
+            raise ValidationError(chosen.errors)
+        job = services.colorize_photo(photo, **chosen.validated_data)
+    except ValueError:
+        messages.error(request, "Not colorized again: the hints are not valid JSON.")
+    except ValidationError as invalid:
+        messages.error(request, "Not colorized again: " + " ".join(field_messages(invalid.detail)))
+    except services.Conflict as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, f"{photo.original_filename} is queued to be colorized again ({job.settings_label}).")
     return redirect("gallery:photo", photo_id=photo.id)
+
+
+def _form_number(text):
+    """A form field's text as the number the settings take; text that is no number stays text, which
+    they refuse with their own message."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+@require_GET
+def palette(request, photo_id):
+    """The model's plausible colours at ?x=&y= of the photo, for the photo page's eyedropper."""
+    photo = _owned_photo(request, photo_id)
+    point = PalettePointSerializer(data=request.GET, context={"photo": photo})
+    if not point.is_valid():
+        return JsonResponse({"error": " ".join(field_messages(point.errors))}, status=400)
+    x, y = point.validated_data["x"], point.validated_data["y"]
+    try:
+        colors = services.palette_at(photo, x, y)
+    except services.Conflict as refusal:
+        return JsonResponse({"error": refusal.message}, status=409)
+    return JsonResponse({"x": x, "y": y, "colors": colors})
 
 
 @require_POST

@@ -69,9 +69,18 @@ def media(settings, tmp_path):
 
 @pytest.fixture(scope="session")
 def weights_file(tmp_path_factory):
+    """A tiny untrained model with the colour-hint input, so hints go all the way through."""
     from mlcore.weights import save_untrained
 
-    return save_untrained(tmp_path_factory.mktemp("weights") / "untrained.safetensors")
+    return save_untrained(tmp_path_factory.mktemp("weights") / "untrained.safetensors", ngf=8, hints=True)
+
+
+@pytest.fixture(scope="session")
+def hintless_weights_file(tmp_path_factory):
+    """A tiny untrained model without the hint input, as the models shipped before hints."""
+    from mlcore.weights import save_untrained
+
+    return save_untrained(tmp_path_factory.mktemp("weights") / "hintless.safetensors", ngf=8)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
 
-from gallery.services import UploadRejected
+from gallery.services import Conflict, UploadRejected
 
 
 class InvalidUpload(APIException):
@@ -20,6 +20,13 @@ class InvalidUpload(APIException):
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_upload"
+
+
+class ConflictError(APIException):
+    """A refusal of gallery.services.Conflict (busy, not_colorized, no_palette): 409 with its code."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
 
 
 class RequestTooLarge(APIException):
@@ -39,6 +46,8 @@ class NotColorized(APIException):
 def api_exception_handler(exc, context):
     if isinstance(exc, UploadRejected):
         exc = InvalidUpload(exc.message, exc.code)
+    elif isinstance(exc, Conflict):
+        exc = ConflictError(exc.message, exc.code)
     elif isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
         exc = RequestTooLarge()
     # DRF's handler picks the status and headers (WWW-Authenticate, Retry-After) and turns
@@ -47,7 +56,7 @@ def api_exception_handler(exc, context):
     if response is None:
         return None  # not an API error: a bug, left to Django's 500 handling and logging
     if isinstance(exc, ValidationError):
-        error = {"code": "invalid", "message": " ".join(_messages(exc.detail)), "detail": exc.detail}
+        error = {"code": "invalid", "message": " ".join(field_messages(exc.detail)), "detail": exc.detail}
     else:
         detail = response.data["detail"]
         error = {"code": detail.code, "message": str(detail), "detail": None}
@@ -57,16 +66,23 @@ def api_exception_handler(exc, context):
     return response
 
 
-def _messages(detail, field=None):
-    """Each message of a validation error, prefixed by its field's name."""
+def field_messages(detail, path=""):
+    """Each message of a validation error, prefixed by where it is: `image`, `hints[1].x`."""
     if isinstance(detail, dict):
         for name, value in detail.items():
-            yield from _messages(value, name)
+            if name == api_settings.NON_FIELD_ERRORS_KEY:
+                where = path
+            elif isinstance(name, int) or str(name).isdigit():  # an item of a list
+                where = f"{path}[{name}]"
+            else:
+                where = f"{path}.{name}" if path else str(name)
+            yield from field_messages(value, where)
     elif isinstance(detail, list):
-        for value in detail:
-            yield from _messages(value, field)
-    elif field and field != api_settings.NON_FIELD_ERRORS_KEY:
-        yield f"{field}: {detail}"
+        for index, value in enumerate(detail):
+            # Strings are the messages of one field; dicts the errors of each item of a list.
+            yield from field_messages(value, f"{path}[{index}]" if isinstance(value, (dict, list)) else path)
+    elif path:
+        yield f"{path}: {detail}"
     else:
         yield str(detail)
 

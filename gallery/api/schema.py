@@ -46,11 +46,12 @@ LOCATION = OpenApiParameter(
 )
 
 
-def errors(*statuses):
-    """Responses for @extend_schema: the given error statuses, each with the error body."""
+def errors(*statuses, descriptions=None):
+    """Responses for @extend_schema: the given error statuses, each with the error body;
+    `descriptions` ({status: text}) replaces the usual description where an operation differs."""
+    descriptions = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
     return {
-        status: OpenApiResponse(response=ErrorSerializer, description=ERROR_DESCRIPTIONS[status])
-        for status in statuses
+        status: OpenApiResponse(response=ErrorSerializer, description=descriptions[status]) for status in statuses
     }
 
 

@@ -1,3 +1,5 @@
+import math
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
@@ -6,18 +8,113 @@ from rest_framework.reverse import reverse
 from gallery.models import ColorizationJob, Photo
 
 
+# As mlcore.hints.MAX_HINTS and mlcore.inference.MAX_VIVIDNESS (tests/api/test_colour_settings.py
+# checks): importing them would load torch into the web process.
+MAX_HINTS = 64
+MAX_VIVIDNESS = 2.0
+
+
+class JsonTyped:
+    """A number field that takes JSON numbers only, as the schema says: DRF's number fields also
+    take strings ("1.3"), and its FloatField true and false."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, str)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JsonIntegerField(JsonTyped, serializers.IntegerField):
+    pass
+
+
+class JsonFloatField(JsonTyped, serializers.FloatField):
+    pass
+
+
+class HintSerializer(serializers.Serializer):
+    """A colour the person knows for one point of the photo."""
+
+    x = JsonIntegerField(min_value=0, help_text="Pixels from the left edge of the upright photo "
+                         "(after EXIF rotation, as `width` counts them).")
+    y = JsonIntegerField(min_value=0, help_text="Pixels from the top edge of the upright photo.")
+    color = serializers.RegexField(
+        r"^#[0-9a-fA-F]{6}$", help_text="The colour as `#rrggbb`; its hue and saturation are used, the photo "
+        "keeps its own lightness.", error_messages={"invalid": "Enter a colour as #rrggbb."},
+    )
+
+    def validate(self, attrs):
+        attrs["color"] = attrs["color"].lower()
+        photo = self.context.get("photo")
+        if photo is not None:
+            _check_point(photo, attrs)
+        return attrs
+
+
+def _check_point(photo, point):
+    """A ValidationError naming x or y when the point lies outside the photo."""
+    errors = {}
+    for name, size, side in (("x", photo.width, "wide"), ("y", photo.height, "high")):
+        if point[name] >= size:
+            errors[name] = [f"{point[name]} is outside the photo, which is {size} px {side} ({name} from 0 to {size - 1})."]
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
+class ColorizeSettingsSerializer(serializers.Serializer):
+    """How to colorize: all optional; nothing given is the model's own colours."""
+
+    vividness = JsonFloatField(
+        min_value=0.0, max_value=MAX_VIVIDNESS, default=1.0,
+        help_text="Colour strength: multiplies the model's tuned chroma gain. 0 is grey, 1 the model's "
+        f"own colours, {MAX_VIVIDNESS:g} twice as strong.",
+    )
+    hints = serializers.ListField(
+        child=HintSerializer(), default=list, max_length=MAX_HINTS,
+        help_text=f"Up to {MAX_HINTS} colours you know, each at a point of the photo; the model spreads "
+        "each over the object it lies on.",
+    )
+
+    def validate_vividness(self, value):
+        if not math.isfinite(value):
+            raise serializers.ValidationError("A valid number is required.")
+        return value
+
+
+class PalettePointSerializer(serializers.Serializer):
+    x = serializers.IntegerField(min_value=0, help_text="Pixels from the left edge of the upright photo.")
+    y = serializers.IntegerField(min_value=0, help_text="Pixels from the top edge of the upright photo.")
+
+    def validate(self, attrs):
+        _check_point(self.context["photo"], attrs)
+        return attrs
+
+
+class ProposalSerializer(serializers.Serializer):
+    color = serializers.CharField(help_text="`#rrggbb`, drawn at the photo's lightness at that point.")
+    probability = serializers.FloatField(help_text="How likely the model finds this colour there (0 to 1).")
+
+
+class PaletteSerializer(serializers.Serializer):
+    x = serializers.IntegerField()
+    y = serializers.IntegerField()
+    colors = ProposalSerializer(many=True, help_text="The model's plausible colours there, most likely first.")
+
+
 class JobSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:job-detail")
     photo = serializers.UUIDField(source="photo_id", read_only=True)
     photo_url = serializers.HyperlinkedRelatedField(source="photo", view_name="api:photo-detail", read_only=True)
     error = serializers.SerializerMethodField(help_text="Why the job failed; null unless it failed.")
     result_url = serializers.SerializerMethodField(help_text="The colorized photo (PNG); null until the job succeeded.")
+    vividness = serializers.FloatField(read_only=True, help_text="The colour strength asked for (1 = the model's own).")
+    hints = HintSerializer(many=True, read_only=True, help_text="The colour hints asked for.")
 
     class Meta:
         model = ColorizationJob
         fields = [
-            "id", "url", "photo", "photo_url", "state", "error", "result_url", "model_version", "attempts",
-            "queued_at", "started_at", "finished_at",
+            "id", "url", "photo", "photo_url", "state", "error", "result_url", "vividness", "hints", "model_version",
+            "attempts", "queued_at", "started_at", "finished_at",
         ]
         read_only_fields = fields  # an answer only: every field is always sent
 

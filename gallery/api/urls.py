@@ -11,6 +11,7 @@ urlpatterns = [
     path("v1/photos/", views.PhotoList.as_view(), name="photo-list"),
     path("v1/photos/<uuid:pk>/", views.PhotoDetail.as_view(), name="photo-detail"),
     path("v1/photos/<uuid:pk>/colorize/", views.PhotoColorize.as_view(), name="photo-colorize"),
+    path("v1/photos/<uuid:pk>/palette/", views.PhotoPalette.as_view(), name="photo-palette"),
     path("v1/photos/<uuid:pk>/original", views.PhotoOriginal.as_view(), name="photo-original"),
     path("v1/photos/<uuid:pk>/result", views.PhotoResult.as_view(), name="photo-result"),
     path("v1/jobs/<uuid:pk>/", views.JobDetail.as_view(), name="job-detail"),

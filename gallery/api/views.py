@@ -29,7 +29,16 @@ from gallery.views import CONTENT_TYPES, result_filename
 from .exceptions import NotColorized
 from .negotiation import ImageDownloadNegotiation
 from .schema import LOCATION, errors
-from .serializers import JobSerializer, PhotoFilterSerializer, PhotoSerializer, TokenSerializer, UploadSerializer
+from .serializers import (
+    ColorizeSettingsSerializer,
+    JobSerializer,
+    PaletteSerializer,
+    PalettePointSerializer,
+    PhotoFilterSerializer,
+    PhotoSerializer,
+    TokenSerializer,
+    UploadSerializer,
+)
 from .throttling import UPLOAD_THROTTLES, TokenAttempts
 
 # The API authenticates each request itself (token or session) and answers 401, where the web
@@ -116,16 +125,60 @@ class PhotoColorize(OwnPhotos, generics.GenericAPIView):
     serializer_class = JobSerializer
 
     @extend_schema(
-        summary="Colorize a photo again",
-        description="Answers the job already queued or running, if there is one. `Location` points at the job.",
-        request=None,
+        summary="Colorize a photo again, with a colour strength and colour hints",
+        description=(
+            "Each call makes a new job with these settings, recorded on it; the photo's result is the "
+            "newest job's once it succeeds. With no body: the model's own colours. If a job with the "
+            "same settings is already queued or running, that job is answered (no new one). `hints` "
+            "are in pixels of the upright photo (after EXIF rotation), as `width` and `height` count "
+            "them. `Location` points at the job."
+        ),
+        request=ColorizeSettingsSerializer,
         parameters=[LOCATION],
-        responses={202: JobSerializer},
+        responses={
+            202: JobSerializer,
+            **errors(400, 409, descriptions={
+                400: "Invalid settings (code invalid); `detail` names each bad field, e.g. "
+                     '`{"hints": {"1": {"x": ["..."]}}}` for the second hint, and `message` says '
+                     "`hints[1].x: ...`.",
+                409: "A job with other settings is still queued or running: wait for it (busy).",
+            }),
+        },
     )
     def post(self, request, pk):
-        job = services.colorize_photo(self.get_object())
+        photo = self.get_object()
+        chosen = ColorizeSettingsSerializer(data=request.data, context={"photo": photo})
+        chosen.is_valid(raise_exception=True)
+        job = services.colorize_photo(photo, **chosen.validated_data)
         data = self.get_serializer(job).data
         return _accepted(data, job_url=data["url"])
+
+
+@no_login_redirect
+class PhotoPalette(OwnPhotos, generics.GenericAPIView):
+    serializer_class = PaletteSerializer
+
+    @extend_schema(
+        summary="The model's plausible colours at a point: an eyedropper's palette for a colour hint",
+        description=(
+            "From the newest result (made with that job's hints): the few colours the model finds "
+            "most likely at pixel (x, y) of the upright photo, each with its probability."
+        ),
+        parameters=[PalettePointSerializer],
+        responses={
+            200: PaletteSerializer,
+            **errors(400, 409, descriptions={
+                400: "x or y missing, or outside the photo; `detail` names it (code invalid).",
+                409: "No result yet (not_colorized), or a result older than colour proposals (no_palette).",
+            }),
+        },
+    )
+    def get(self, request, pk):
+        photo = self.get_object()
+        point = PalettePointSerializer(data=request.query_params, context={"photo": photo})
+        point.is_valid(raise_exception=True)
+        x, y = point.validated_data["x"], point.validated_data["y"]
+        return Response(self.get_serializer({"x": x, "y": y, "colors": services.palette_at(photo, x, y)}).data)
 
 
 def _accepted(data, job_url):

@@ -16,6 +16,7 @@ OWNED_ENDPOINTS = [
     ("post", "/api/v1/photos/{photo}/colorize/", 202),
     ("get", "/api/v1/photos/{photo}/original", 200),
     ("get", "/api/v1/photos/{photo}/result", 200),
+    ("get", "/api/v1/photos/{photo}/palette/?x=1&y=1", 200),
     ("get", "/api/v1/jobs/{job}/", 200),
 ]
 EVERY_ENDPOINT = [("get", "/api/v1/photos/", 200), ("post", "/api/v1/photos/", 202), *OWNED_ENDPOINTS]

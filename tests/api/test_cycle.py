@@ -74,3 +74,34 @@ def test_colorize_again_runs_a_new_job(as_alice):
     assert second["id"] != first["id"]
     assert second["state"] == "succeeded"
     assert as_alice.get(uploaded["url"]).json()["job"]["id"] == second["id"]
+
+
+def test_colorize_with_hints_and_vividness_then_ask_the_palette(as_alice):
+    uploaded = as_alice.post("/api/v1/photos/", {"image": upload_file("attic.jpg", image_bytes("JPEG", size=(90, 60)),
+                                                                        "image/jpeg")}).json()
+    poll(as_alice, uploaded["job"]["url"])
+    settings = {"vividness": 1.4, "hints": [{"x": 80, "y": 10, "color": "#3a5fcd"}, {"x": 5, "y": 50, "color": "#b22222"}]}
+
+    again = as_alice.post(f"/api/v1/photos/{uploaded['id']}/colorize/", settings, format="json")
+    job = poll(as_alice, again["Location"])
+
+    assert job["state"] == "succeeded", job["error"]
+    assert (job["vividness"], job["hints"]) == (1.4, settings["hints"])
+    result = Image.open(io.BytesIO(b"".join(as_alice.get(job["result_url"]).streaming_content)))
+    assert result.size == (90, 60)
+    palette = as_alice.get(f"/api/v1/photos/{uploaded['id']}/palette/?x=80&y=10").json()
+    assert len(palette["colors"]) == 6
+
+
+def test_hints_for_a_model_without_them_fail_the_job_clearly(as_alice, settings, hintless_weights_file):
+    settings.COLORIZER_WEIGHTS = str(hintless_weights_file)
+    uploaded = as_alice.post("/api/v1/photos/", {"image": upload_file()}).json()
+    assert poll(as_alice, uploaded["job"]["url"])["state"] == "succeeded"  # no hints: fine
+
+    again = as_alice.post(f"/api/v1/photos/{uploaded['id']}/colorize/",
+                          {"hints": [{"x": 1, "y": 1, "color": "#3a5fcd"}]}, format="json")
+    job = poll(as_alice, again["Location"])
+
+    assert job["state"] == "failed"
+    assert job["attempts"] == 1  # not retried: another try cannot mend it
+    assert job["error"] == "The colorizer in use cannot take colour hints; colorize this photo again without them."

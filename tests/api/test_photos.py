@@ -45,6 +45,8 @@ def test_an_upload_is_accepted_and_queued(as_alice, alice):
             "state": "queued",
             "error": None,
             "result_url": None,
+            "vividness": 1.0,
+            "hints": [],
             "model_version": "",
             "attempts": 0,
             "queued_at": body["job"]["queued_at"],
@@ -245,7 +247,7 @@ def test_colorize_again_queues_a_new_job_once(as_alice, photo):
 
 
 def test_delete_removes_the_photo_and_every_file(as_alice, photo, media, django_capture_on_commit_callbacks):
-    assert len(stored_files(media)) == 3  # original, result, thumbnail
+    assert len(stored_files(media)) == 4  # original, result, thumbnail, colour proposals
 
     with django_capture_on_commit_callbacks(execute=True):
         response = as_alice.delete(f"/api/v1/photos/{photo.id}/")

@@ -139,3 +139,29 @@ def test_swagger_ui_renders_the_api_with_no_network(live_server):
         expect(page.locator(".opblock-summary-path", has_text="/api/v1/photos/{id}/result")).to_be_visible()
         browser.close()
     assert outside == []
+
+
+def test_colour_settings_and_the_palette_are_documented(schema):
+    components = schema["components"]["schemas"]
+    colorize = schema["paths"]["/api/v1/photos/{id}/colorize/"]["post"]
+    request = colorize["requestBody"]["content"]["application/json"]["schema"]
+    assert request == {"$ref": "#/components/schemas/ColorizeSettingsRequest"}
+    settings = components["ColorizeSettingsRequest"]["properties"]
+    assert (settings["vividness"]["minimum"], settings["vividness"]["maximum"], settings["vividness"]["default"]) == (
+        0.0, 2.0, 1.0
+    )
+    assert settings["hints"]["maxItems"] == 64
+    assert settings["hints"]["items"] == {"$ref": "#/components/schemas/HintRequest"}
+    hint = components["HintRequest"]
+    assert set(hint["required"]) == {"x", "y", "color"}
+    assert hint["properties"]["color"]["pattern"] == "^#[0-9a-fA-F]{6}$"
+    assert {"400", "409"} <= set(colorize["responses"])
+    assert {"vividness", "hints"} <= set(components["Job"]["properties"])
+
+    palette = schema["paths"]["/api/v1/photos/{id}/palette/"]["get"]
+    query = {p["name"]: p for p in palette["parameters"] if p["in"] == "query"}
+    assert set(query) == {"x", "y"} and all(p["required"] for p in query.values())
+    assert palette["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Palette"
+    }
+    assert {"400", "409"} <= set(palette["responses"])

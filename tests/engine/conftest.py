@@ -34,4 +34,11 @@ def photo_folder(tmp_path, monkeypatch):
 def tiny_weights(tmp_path_factory):
     from mlcore.weights import save_untrained
 
-    return save_untrained(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+    return save_untrained(tmp_path_factory.mktemp("weights") / "tiny.safetensors", ngf=8, hints=True)
+
+
+@pytest.fixture(scope="session")
+def hintless_weights(tmp_path_factory):
+    from mlcore.weights import save_untrained
+
+    return save_untrained(tmp_path_factory.mktemp("weights") / "hintless.safetensors", ngf=8)

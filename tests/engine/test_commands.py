@@ -1,4 +1,5 @@
 """The ML engineer's commands, run as `manage.py` runs them."""
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
@@ -115,6 +116,55 @@ def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):
 def test_train_colorizer_refuses_a_missing_folder(tmp_path):
     with pytest.raises(CommandError, match="image folder not found"):
         call_command("train_colorizer", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"))
+
+
+def test_colorize_takes_vividness_and_hints(tmp_path, tiny_weights, monkeypatch):
+    photo = tmp_path / "old.png"
+    synthetic_photo(1, size=(60, 40)).convert("L").save(photo)
+    asked = []
+    colorize = Colorizer.colorize
+
+    def recording(self, image, **settings):
+        asked.append(settings)
+        return colorize(self, image, **settings)
+
+    monkeypatch.setattr(Colorizer, "colorize", recording)
+
+    call_command("colorize", str(photo), "--out", str(tmp_path / "out"), "--weights", str(tiny_weights),
+                 "--vividness", "0", "--hint", "10,20,#3A5FCD", "--hint", "59,39,#ff0000")
+
+    assert asked == [{"vividness": 0.0, "hints": [{"x": 10, "y": 20, "color": "#3a5fcd"},
+                                                  {"x": 59, "y": 39, "color": "#ff0000"}]}]
+    with Image.open(tmp_path / "out" / "old.png") as result:
+        rgb = np.asarray(result).astype(int)
+    assert np.abs(rgb - rgb[..., 1:2]).max() <= 1  # vividness 0: grey
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--hint", "10,20"], r"'10,20' is not X,Y,#RRGGBB"),
+    (["--hint", "10,20,blue"], r"'10,20,blue' is not X,Y,#RRGGBB"),
+    (["--vividness", "2.5"], r"--vividness must be between 0 and 2, got 2.5"),
+])
+def test_colorize_refuses_bad_settings(tmp_path, tiny_weights, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("colorize", str(tmp_path / "x.png"), "--out", str(tmp_path), "--weights", str(tiny_weights), *args)
+
+
+def test_colorize_reports_a_hint_outside_one_photo_and_does_the_others(tmp_path, tiny_weights, capsys):
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    synthetic_photo(1, size=(40, 30)).save(small)
+    synthetic_photo(2, size=(90, 60)).save(large)
+    with pytest.raises(CommandError, match="1 of 2 inputs could not be colorized"):
+        call_command("colorize", str(small), str(large), "--out", str(tmp_path / "out"),
+                     "--weights", str(tiny_weights), "--hint", "50,10,#ff0000")
+    assert "small.png: not colorized: hint 0: x=50 is outside the photo (0 to 39)" in capsys.readouterr().err
+    assert (tmp_path / "out" / "large.png").exists()
+
+
+def test_colorize_with_hints_needs_a_model_that_takes_them(tmp_path, hintless_weights):
+    with pytest.raises(CommandError, match=r"--hint: model resunet-\w{8} was trained without colour hints"):
+        call_command("colorize", str(tmp_path / "x.png"), "--out", str(tmp_path), "--weights", str(hintless_weights),
+                     "--hint", "1,1,#ff0000")
 
 
 def test_pack_photos_writes_a_random_subset_within_the_budget(photo_folder, tmp_path):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from gallery import services, tasks
 from gallery.models import ColorizationJob
+from mlcore.palette import PaletteGrid
 
 from .helpers import image_bytes, stored_files, wait_until_finished
 
@@ -40,6 +41,8 @@ def test_the_worker_colorizes_an_upload_at_full_resolution(alice):
         assert (colorized.format, colorized.size, colorized.mode) == ("PNG", (90, 60), "RGB")
     with job.thumbnail.open("rb") as thumbnail:
         assert Image.open(io.BytesIO(thumbnail.read())).format == "JPEG"
+    with job.palette.open("rb") as palette:
+        assert len(PaletteGrid.from_png(palette.read()).at(89, 59)) == 6  # the eyedropper's colours
     with photo.original.open("rb") as original:
         assert original.read() == data  # never modified
 
@@ -55,7 +58,7 @@ def test_a_job_that_cannot_succeed_says_why_to_people_and_the_details_to_the_log
     assert job.state == "failed"
     # No path, host or exception text: only what happened, in words.
     assert job.error == "Something went wrong on our side while colorizing this photo."
-    assert not job.result and not job.thumbnail
+    assert not job.result and not job.thumbnail and not job.palette
     [logged] = [record for record in caplog.records
                 if getattr(record, "job_id", None) == str(job.id) and record.exc_info]
     assert "WeightsError" in caplog.text and str(broken) in caplog.text
@@ -151,5 +154,5 @@ def test_deleting_a_photo_while_it_is_colorized_leaves_no_file(alice, media):
     later_photo, later = upload(alice)
     [later] = wait_until_finished([later.id])
 
-    assert stored_files(media) == sorted([later_photo.original.name, later.result.name, later.thumbnail.name])
+    assert stored_files(media) == sorted([later_photo.original.name, *later.files])
     assert not ColorizationJob.objects.filter(id=job.id).exists()

@@ -1,6 +1,9 @@
 """Pages, file downloads and actions through Django's test client: who may see and do what."""
 
+import html
 import io
+import json
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -32,6 +35,7 @@ PHOTO_URLS = [
     "/photos/{id}/result.jpg",
     "/photos/{id}/result.jpg?download=1",
     "/photos/{id}/thumbnail",
+    "/photos/{id}/palette.json?x=1&y=1",
 ]
 PHOTO_ACTIONS = ["/photos/{id}/colorize", "/photos/{id}/delete"]
 
@@ -126,8 +130,8 @@ def test_colorize_again_queues_a_new_job(client, photo, alice, django_capture_on
 
 
 def test_delete_removes_every_stored_file(client, photo, alice, media, django_capture_on_commit_callbacks):
-    services.run_job(services.colorize_photo(photo).id)  # a second result and thumbnail
-    assert len(stored_files(media)) == 5
+    services.run_job(services.colorize_photo(photo).id)  # a second result, thumbnail and palette
+    assert len(stored_files(media)) == 7
     client.force_login(alice)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -189,6 +193,8 @@ def test_admin_lists_photos_and_jobs_and_deletes_their_files(
     assert "grandma.tif" in client.get("/admin/gallery/photo/").content.decode()
     assert "Done" in client.get("/admin/gallery/colorizationjob/").content.decode()
     assert client.get(f"/admin/gallery/photo/{photo.id}/change/").status_code == 200
+    job_page = client.get(f"/admin/gallery/colorizationjob/{photo.jobs.get().id}/change/").content.decode()
+    assert f"palettes/{photo.jobs.get().id}.png" in job_page and 'type="file"' not in job_page
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             "/admin/gallery/photo/", {"action": "delete_selected", "_selected_action": [photo.id], "post": "yes"}
@@ -196,3 +202,74 @@ def test_admin_lists_photos_and_jobs_and_deletes_their_files(
 
     assert not Photo.objects.exists()
     assert stored_files(media) == []
+
+
+def test_colorize_again_with_vividness_and_hints(client, photo, alice):
+    client.force_login(alice)
+    hints = [{"x": 80, "y": 10, "color": "#3a5fcd"}, {"x": 0, "y": 0, "color": "#b22222"}]
+
+    response = client.post(f"/photos/{photo.id}/colorize", {"vividness": "1.3", "hints": json.dumps(hints)}, follow=True)
+
+    job = photo.jobs.get(state="queued")
+    assert (job.vividness, job.hints) == (1.3, hints)
+    assert "grandma.tif is queued to be colorized again (vividness 1.3× · 2 colour hints)." in response.content.decode()
+
+
+@pytest.mark.parametrize(("form", "message"), [
+    ({"hints": json.dumps([{"x": 90, "y": 0, "color": "#3a5fcd"}])},
+     "Not colorized again: hints[0].x: 90 is outside the photo, which is 90 px wide (x from 0 to 89)."),
+    ({"hints": "[{"}, "Not colorized again: the hints are not valid JSON."),
+    ({"vividness": "3"}, "Not colorized again: vividness: Ensure this value is less than or equal to 2.0."),
+])
+def test_colorize_again_with_bad_settings_says_why(client, photo, alice, form, message):
+    client.force_login(alice)
+
+    response = client.post(f"/photos/{photo.id}/colorize", form, follow=True)
+
+    assert message in html.unescape(response.content.decode())
+    assert photo.jobs.count() == 1
+
+
+def test_other_settings_wait_for_the_job_on_its_way(client, photo, alice):
+    services.colorize_photo(photo, vividness=0.5)
+    client.force_login(alice)
+
+    response = client.post(f"/photos/{photo.id}/colorize", {"vividness": "1.5"}, follow=True)
+
+    assert "grandma.tif is being colorized; wait for that to finish" in response.content.decode()
+    assert photo.jobs.count() == 2
+
+
+def test_the_photo_page_shows_the_settings_and_keeps_the_hints(client, photo, alice):
+    hints = [{"x": 12, "y": 34, "color": "#3a5fcd"}]
+    services.run_job(services.colorize_photo(photo, vividness=1.25, hints=hints).id)
+    client.force_login(alice)
+
+    page = client.get(f"/photos/{photo.id}/").content.decode()
+
+    assert "Shown: vividness 1.25× · 1 colour hint" in page
+    assert 'name="vividness" min="0" max="2" step="0.05" value="1.25"' in page
+    form_hints = re.search(r'name="hints" value="([^"]*)" data-role="hints"', page).group(1)
+    assert json.loads(html.unescape(form_hints)) == hints
+    assert f'data-palette-url="/photos/{photo.id}/palette.json"' in page
+
+
+def test_the_eyedropper_asks_the_palette_of_a_point(client, photo, alice):
+    client.force_login(alice)
+
+    colours = client.get(f"/photos/{photo.id}/palette.json?x=89&y=59").json()
+    outside = client.get(f"/photos/{photo.id}/palette.json?x=89&y=60")
+
+    assert (colours["x"], colours["y"], len(colours["colors"])) == (89, 59, 6)
+    assert outside.status_code == 400
+    assert outside.json() == {"error": "y: 60 is outside the photo, which is 60 px high (y from 0 to 59)."}
+
+
+def test_the_eyedropper_has_nothing_before_a_result(client, alice):
+    photo = services.upload_photo(alice, SimpleUploadedFile("new.png", image_bytes("PNG")))
+    client.force_login(alice)
+
+    response = client.get(f"/photos/{photo.id}/palette.json?x=1&y=1")
+
+    assert response.status_code == 409
+    assert response.json() == {"error": "This photo has not been colorized yet."}
