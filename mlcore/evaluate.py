@@ -39,17 +39,33 @@ def _tensor(images):
     return torch.from_numpy(np.stack([to_rgb_array(im) for im in images])).permute(0, 3, 1, 2)
 
 
+def true_colour_hints(image: Image.Image, count: int, rng: np.random.Generator, patch: int = 5) -> list[dict]:
+    """`count` hints at random points, each the photo's true mean colour over a patch around it:
+    what a person who remembers the colours would give (ideepcolor's evaluation protocol)."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    h, w = rgb.shape[:2]
+    hints = []
+    for y, x in zip(rng.integers(0, h, count).tolist(), rng.integers(0, w, count).tolist()):
+        y0, x0 = max(0, y - patch // 2), max(0, x - patch // 2)
+        mean = rgb[y0:y0 + patch, x0:x0 + patch].reshape(-1, 3).mean(0).round().astype(int)
+        hints.append({"x": x, "y": y, "color": "#{:02x}{:02x}{:02x}".format(*mean)})
+    return hints
+
+
 def evaluate(colorizer: Colorizer, images: list[Image.Image], sources: list[str] | None = None,
-             batch_size: int = 16) -> dict[str, dict]:
+             hints: int = 0, batch_size: int = 16) -> dict[str, dict]:
     """Set-level metrics for the colorizer and for the grey rendering of the same photos, and the
     same per source prefix under "by source", so that a regression on one kind of photo cannot
-    hide in the mean."""
+    hide in the mean. With `hints`, every photo gets that many true-colour hints (the same ones
+    on every call: a fixed seed)."""
     ours: dict[str, list] = {}
     grey: dict[str, list] = {}
+    rng = np.random.default_rng(0)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
         true = _tensor(chunk)
-        pred = _tensor(colorizer.colorize_batch(chunk))
+        chunk_hints = [true_colour_hints(im, hints, rng) for im in chunk] if hints else None
+        pred = _tensor(colorizer.colorize_batch(chunk, hints=chunk_hints))
         L, _ = color.rgb_to_lab(true)
         for store, out in ((ours, pred), (grey, color.grey_rgb(L))):
             for k, v in metrics.image_metrics(out, true).items():

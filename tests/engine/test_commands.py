@@ -4,6 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from mlcore.evaluate import true_colour_hints
 from mlcore.inference import Colorizer
 from mlcore.weights import load_generator
 
@@ -91,6 +92,28 @@ def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights,
     shipped = meta["validation"][str(folder)]["by source"]
     assert set(shipped) == {"paris", "pets"} and shipped["pets"]["images"] == 2
     assert shipped["pets"]["no colour"]["cf"] == 0.0 and "de2000" in shipped["paris"]["ours"]
+
+
+def test_evaluate_compares_numbers_of_true_colour_hints(tmp_path, tiny_weights, capsys, monkeypatch):
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    for i in range(3):
+        synthetic_photo(i).save(folder / f"{i}.png")
+    given = []
+    colorize_batch = Colorizer.colorize_batch
+    monkeypatch.setattr(Colorizer, "colorize_batch",
+                        lambda self, images, hints=None, **kw: given.append(hints) or colorize_batch(self, images, hints, **kw))
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32, hints=[0, 8])
+    labels = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
+    assert labels == ["ours, 0 hints", "ours, 8 hints"]
+    assert given[0] is None and [len(h) for h in given[1]] == [8, 8, 8]
+
+
+def test_true_colour_hints_are_points_of_the_photo_with_its_colour():
+    image = Image.new("RGB", (40, 30), (200, 30, 60))
+    hints = true_colour_hints(image, 10, np.random.default_rng(0))
+    assert len(hints) == 10
+    assert all(0 <= h["x"] < 40 and 0 <= h["y"] < 30 and h["color"] == "#c81e3c" for h in hints)
 
 
 def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):

@@ -25,6 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--chroma", type=float, nargs="+",
                             help="chroma gains to compare (x every temperature; default: the model's); the first is the one "
                                  "--grid and --ship use")
+        parser.add_argument("--hints", type=int, nargs="+", default=[0],
+                            help="true-colour hints given per photo, to compare (models that take hints)")
         parser.add_argument("--grid", metavar="PNG", help="also save a grey | ours | truth grid of 8 photos")
         parser.add_argument("--ship", metavar="FILE",
                             help="write the weights, with the first temperature and these metrics, to FILE")
@@ -48,13 +50,14 @@ class Command(BaseCommand):
         working_sizes = opts["working_size"] or [colorizer.size]
         chromas = opts["chroma"] or [colorizer.chroma]
         rows, results = {}, []
-        for t, chroma, working_size in itertools.product(temperatures, chromas, working_sizes):
+        for t, chroma, working_size, hints in itertools.product(temperatures, chromas, working_sizes, opts["hints"]):
             self._use(colorizer, t, chroma, working_size)
-            result = evaluate(colorizer, images, sources)
+            result = evaluate(colorizer, images, sources, hints=hints)
             rows.setdefault("no colour", result["no colour"])
             shown = [f"T={t:g}"] if t is not None else []
             shown += [f"chroma={chroma:g}"] if opts["chroma"] else []
             shown += [f"at {working_size}px"] if opts["working_size"] else []
+            shown += [f"{hints} hints"] if opts["hints"] != [0] else []
             name = ", ".join(["ours", *shown])
             rows[name] = result["ours"]
             results.append(result)
