@@ -297,13 +297,13 @@ def test_a_run_that_lost_its_lease_leaves_no_result(alice, colorizer, media, mon
     job = stored_job(alice, image_bytes())
     colorize = services.get_colorizer().colorize
 
-    def colorize_while_the_lease_is_taken_over(image):
+    def colorize_while_the_lease_is_taken_over(image, **settings):
         # The run's worker seemed dead (its lease ran out): the sweeper queued the job again and
         # another worker claimed it.
         ColorizationJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now())
         services.sweep_jobs()
         services.claim_job(job.id, "celery@other:1")
-        return colorize(image)
+        return colorize(image, **settings)
 
     monkeypatch.setattr(services.get_colorizer(), "colorize", colorize_while_the_lease_is_taken_over)
 
