@@ -18,6 +18,14 @@ def _thumbnail_path(job, filename):
     return f"thumbnails/{job.id}.jpg"
 
 
+def _preview_path(job, filename):
+    return f"previews/{job.id}.jpg"
+
+
+def _original_preview_path(photo, filename):
+    return f"previews/{photo.id}-original.jpg"
+
+
 def _suffix(filename):
     dot = filename.rfind(".")
     return filename[dot:].lower() if dot > 0 and len(filename) - dot <= 6 else ""
@@ -35,6 +43,9 @@ class Photo(models.Model):
     height = models.PositiveIntegerField()
     # Pillow's name for the file format (JPEG, PNG, TIFF...).
     format = models.CharField(max_length=16)
+    # The original at display size (JPEG, upright, at most PREVIEW_SIZE px): what the photo page
+    # shows. Made by the worker; by the page itself for a photo that has none yet.
+    preview = models.FileField(upload_to=_original_preview_path, blank=True, max_length=255)
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -72,6 +83,8 @@ class ColorizationJob(models.Model):
     error = models.TextField(blank=True)
     result = models.FileField(upload_to=_result_path, blank=True, max_length=255)
     thumbnail = models.FileField(upload_to=_thumbnail_path, blank=True, max_length=255)
+    # The result at display size, for the photo page; `result` is the full resolution.
+    preview = models.FileField(upload_to=_preview_path, blank=True, max_length=255)
     model_version = models.CharField(max_length=100, blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -80,6 +93,9 @@ class ColorizationJob(models.Model):
 
     class Meta:
         ordering = ["-queued_at"]
+        # A photo's jobs newest first: every page and API list fetches them (and filters on the
+        # newest one's state) by this.
+        indexes = [models.Index(fields=["photo", "-queued_at"], name="job_photo_newest")]
 
     def __str__(self):
         return f"{self.photo} ({self.state})"

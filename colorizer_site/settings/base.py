@@ -143,6 +143,9 @@ else:
         "data_folder_in": str(BROKER_DIR / "messages"),
         "data_folder_out": str(BROKER_DIR / "messages"),
         "control_folder": str(BROKER_DIR / "control"),
+        # An idle worker looks at the folder this often (kombu's default is once a second, which
+        # left a worker idle most of the time with small photos): a job waits at most this long.
+        "polling_interval": env.float("COLORIZER_BROKER_POLLING_INTERVAL", default=0.05),
     }
     for _folder in ("messages", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
@@ -158,6 +161,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("COLORIZER_WORKER_PREFETCH", default=1)
 # Processes per worker; Celery's default is one per CPU core (a GPU worker wants one per GPU).
 CELERY_WORKER_CONCURRENCY = env.int("COLORIZER_WORKER_CONCURRENCY", default=None)
+# torch threads in each of those processes; by default the worker shares its cores out among
+# them (processes x threads = cores; gallery.tasks.torch_threads).
+COLORIZER_TORCH_THREADS = env.int("COLORIZER_TORCH_THREADS", default=None)
 # Colorizing has a queue of its own, so GPU workers can take only that (`-Q colorize`) while
 # CPU workers take everything. A worker started without -Q consumes both queues.
 CELERY_TASK_QUEUES = [Queue("celery"), Queue("colorize")]
