@@ -122,7 +122,7 @@ class _Pixels:
         """Normalised L of rows y0:y1, (rows, W) float32 on `device`."""
         strip = self.array[y0:y1]
         if self.levels == "rgb":
-            return color.rgb8_lightness(torch.from_numpy(np.ascontiguousarray(strip, np.uint8).copy()).to(device))
+            return color.rgb8_lightness(torch.from_numpy(np.array(strip)).to(device))
         if self.levels is None:  # floats in [0, 1]: the formula, no table
             v = torch.from_numpy(np.array(strip, np.float32)).to(device).clamp_(0, 1)
             return color.luminance_lightness(torch.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92))
@@ -138,7 +138,7 @@ def _is_grey(rgb: np.ndarray) -> bool:
 
 
 def _strip_rows(width: int, device: torch.device) -> int:
-    # About 64K pixels on a CPU (the dozen float arrays of a strip stay in its caches), 4M on a GPU.
+    # About 128K pixels on a CPU (the few float arrays of a strip stay in its caches), 4M on a GPU.
     return max(1, (STRIP_PIXELS_GPU if device.type == "cuda" else STRIP_PIXELS) // width)
 
 

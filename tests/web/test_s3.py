@@ -71,7 +71,9 @@ def test_photos_and_results_live_privately_in_the_bucket(bucket, s3_endpoint, al
     [job] = wait_until_finished([photo.jobs.get().id])
 
     assert job.state == "succeeded", job.error
-    assert keys(bucket) == sorted([photo.original.name, job.result.name, job.thumbnail.name])
+    photo.refresh_from_db()
+    assert keys(bucket) == sorted([photo.original.name, photo.preview.name, job.result.name, job.preview.name,
+                                   job.thumbnail.name])
     assert bucket.get_object(Bucket=BUCKET, Key=photo.original.name)["Body"].read() == data
     for key in keys(bucket):
         grants = bucket.get_object_acl(Bucket=BUCKET, Key=key)["Grants"]
@@ -95,7 +97,7 @@ def test_photos_and_results_live_privately_in_the_bucket(bucket, s3_endpoint, al
 def test_deleting_a_photo_empties_the_bucket(bucket, alice):
     photo = services.upload_photo(alice, SimpleUploadedFile("scan.png", image_bytes("PNG")))
     wait_until_finished([photo.jobs.get().id])
-    assert len(keys(bucket)) == 3
+    assert len(keys(bucket)) == 5  # the original and its preview; the result, its preview and thumbnail
 
     services.delete_photo(photo)
 
