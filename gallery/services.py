@@ -276,7 +276,9 @@ def requeue_stale_jobs():
 
 def delete_photo(photo):
     """Delete the photo, its jobs and every file any of them stored."""
-    names = [photo.original.name, _converted_name(photo, "PNG")] + ([photo.preview.name] if photo.preview else [])
+    # The preview by its name too: the worker may have stored it since `photo` was read.
+    previews = {photo.preview.field.generate_filename(photo, ""), photo.preview.name} - {""}
+    names = [photo.original.name, _converted_name(photo, "PNG"), *previews]
     for job in photo.jobs.all():
         names += [f.name for f in (job.result, job.thumbnail, job.preview) if f]
         names.append(_converted_name(job, "JPEG"))  # made on the first JPEG download, if any
