@@ -126,9 +126,9 @@ class _Pixels:
         if self.levels is None:  # floats in [0, 1]: the formula, no table
             v = torch.from_numpy(np.array(strip, np.float32)).to(device).clamp_(0, 1)
             return color.luminance_lightness(torch.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92))
-        if self.levels == 65536:
-            strip = np.clip(strip, 0, 65535)
-        return color.grey_lightness(torch.from_numpy(np.array(strip, np.int32)).to(device), self.levels)
+        if self.levels == 65536:  # any byte order, or 32-bit: native 32-bit integers for torch
+            strip = np.clip(strip, 0, 65535).astype(np.int32)
+        return color.grey_lightness(torch.from_numpy(np.array(strip)).to(device), self.levels)
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
