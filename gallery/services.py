@@ -397,9 +397,14 @@ def get_colorizer():
 @functools.cache
 def _load_colorizer(weights, device, size):
     # Imported here: torch is heavy and only workers need it.
+    import torch
+
     from mlcore.inference import Colorizer
     from mlcore.weights import DEFAULT_WEIGHTS
 
+    threads = os.environ.get("COLORIZER_TORCH_THREADS")
+    if threads:  # this process's share of the worker's cores (gallery.tasks)
+        torch.set_num_threads(int(threads))
     return Colorizer.load(weights or DEFAULT_WEIGHTS, device=device, size=size)
 
 

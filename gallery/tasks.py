@@ -6,7 +6,7 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_init
 from django.conf import settings
 from django.db import DatabaseError, OperationalError
 from PIL import UnidentifiedImageError
@@ -108,21 +108,13 @@ def _share_out_the_cores(sender=None, **kwargs):
     concurrency = getattr(sender, "concurrency", None)
     threads = torch_threads(concurrency if isinstance(concurrency, int) else None, pool)
     # Inherited by the pool processes (forked, or started anew): OpenMP and MKL read these when
-    # torch is first imported, and _set_torch_threads below sets torch itself.
+    # torch is first imported, and gallery.services sets torch itself when it loads the model
+    # (not at process start: importing torch there could outlast Celery's wait for a new process).
     os.environ["COLORIZER_TORCH_THREADS"] = str(threads)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))
     worker_log.info("torch uses %d thread(s) in each of the %s pool process(es)", threads,
                     getattr(sender, "concurrency", "?"))
-
-
-@worker_process_init.connect
-def _set_torch_threads(**kwargs):
-    threads = os.environ.get("COLORIZER_TORCH_THREADS")
-    if threads:
-        import torch  # the pool process would import it for its first job anyway
-
-        torch.set_num_threads(int(threads))
 
 
 def peak_rss_mb():

@@ -37,13 +37,16 @@ def test_the_worker_tells_its_pool_processes_before_starting_them(settings, monk
     assert os.environ["COLORIZER_TORCH_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
 
 
-def test_a_pool_process_sets_torch_threads(monkeypatch):
+def test_a_pool_process_gives_torch_its_share_when_it_loads_the_model(monkeypatch, weights_file):
     import torch
+
+    from gallery import services
 
     before = torch.get_num_threads()
     monkeypatch.setenv("COLORIZER_TORCH_THREADS", "1")
+    torch.set_num_threads(2)
     try:
-        tasks._set_torch_threads()
+        services._load_colorizer.__wrapped__(str(weights_file), "cpu", 32)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
