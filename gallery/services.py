@@ -215,11 +215,11 @@ def colorize_image(colorizer, image, original_preview=True):
     preview = display_image(colorized, PREVIEW_SIZE)
     del colorized
     files["preview"] = _encode(preview, "JPEG", PREVIEW_QUALITY)
-    thumbnail = preview.copy()  # the preview is small: thumbnails come from it
+    thumbnail = preview.copy()  # the preview is small: the thumbnail comes from it
     thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     files["thumbnail"] = _encode(thumbnail, "JPEG")
     if original_preview:
-        files["original_preview"] = _encode(display_image(image, PREVIEW_SIZE), "JPEG", PREVIEW_QUALITY)
+        files["original_preview"] = _preview_jpeg(image)
     return files
 
 
@@ -319,7 +319,7 @@ def original_preview(photo):
         with photo.original.open("rb") as f:
             image = Image.open(io.BytesIO(f.read()))
             image.load()
-        _store_original_preview(photo, _encode(display_image(image, PREVIEW_SIZE), "JPEG", PREVIEW_QUALITY))
+        _store_original_preview(photo, _preview_jpeg(image))
     return photo.preview.open("rb")
 
 
@@ -329,12 +329,15 @@ def result_preview(job):
         with job.result.open("rb") as f:
             image = Image.open(io.BytesIO(f.read()))
             image.load()
-        job.preview.save("preview.jpg", ContentFile(_encode(display_image(image, PREVIEW_SIZE), "JPEG", PREVIEW_QUALITY)),
-                         save=False)
+        job.preview.save("preview.jpg", ContentFile(_preview_jpeg(image)), save=False)
         if not ColorizationJob.objects.filter(pk=job.pk, preview="").update(preview=job.preview.name):
             default_storage.delete(job.preview.name)  # made at the same time elsewhere
             job.refresh_from_db(fields=["preview"])
     return job.preview.open("rb")
+
+
+def _preview_jpeg(image):
+    return _encode(display_image(image, PREVIEW_SIZE), "JPEG", PREVIEW_QUALITY)
 
 
 def _store_original_preview(photo, data):
