@@ -12,7 +12,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-services chromium migrate bench
+.PHONY: run test test-services chromium redis-server migrate bench
 
 $(STAMP): requirements/base.txt requirements/prod.txt requirements/dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,9 @@ $(STAMP): requirements/base.txt requirements/prod.txt requirements/dev.txt
 migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
-# Web server and Celery worker (with its beat scheduler) together; Ctrl-C stops both.
+# Web server and Celery worker (with its beat scheduler) together; Ctrl-C stops both. The
+# development settings: debugging on, a public secret key (servers default to production).
+run migrate: export DJANGO_SETTINGS_MODULE ?= colorizer_site.settings.dev
 run: migrate
 	@echo "Colorizer is starting at http://127.0.0.1:$(PORT)/ (Ctrl-C stops the web server and the worker)"
 	@trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
@@ -40,6 +42,10 @@ bench: $(STAMP)
 chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
+# The fault tests (tests/deploy/test_faults.py) start, pause and stop a redis-server of their own.
+redis-server:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
+
 # `docker compose config` checks docker/compose.yml (tests/deploy/test_docker.py); it needs
 # the Compose CLI but no Docker engine. Debian's docker-compose when neither CLI is there.
 .PHONY: compose-cli
@@ -53,5 +59,5 @@ test: $(STAMP) chromium compose-cli
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-services
 
-test-services: $(STAMP) chromium
+test-services: $(STAMP) chromium redis-server
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m services

@@ -5,7 +5,8 @@ import sys
 
 
 def main():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "colorizer_site.settings.base")
+    # The developer's tool: development settings unless told otherwise (containers set production).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "colorizer_site.settings.dev")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -4,7 +4,8 @@ from celery import Celery
 
 from . import broker  # noqa: F401  registers the embedded broker's URL scheme
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "colorizer_site.settings.base")
+# Workers are deployments unless told otherwise (`make run` names the development settings).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "colorizer_site.settings.production")
 
 app = Celery("colorizer_site")
 # All Celery configuration lives in Django settings as CELERY_* names.

@@ -1,7 +1,9 @@
 from django.contrib import admin
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from . import services
-from .models import ColorizationJob, Photo
+from .models import ApiToken, ColorizationJob, Photo
 
 
 class ColorizationJobInline(admin.TabularInline):
@@ -55,9 +57,9 @@ class ColorizationJobAdmin(admin.ModelAdmin):
     list_select_related = ["photo"]
     readonly_fields = [
         "id", "photo", "state", "error", "stored_result", "stored_thumbnail", "model_version",
-        "queued_at", "started_at", "finished_at", "attempts",
+        "queued_at", "started_at", "finished_at", "attempts", "sent_at", "lease_holder", "lease_expires_at",
     ]
-    exclude = ["result", "thumbnail"]
+    exclude = ["result", "thumbnail", "lease_token"]
 
     def has_add_permission(self, request):
         return False
@@ -72,3 +74,28 @@ class ColorizationJobAdmin(admin.ModelAdmin):
     @admin.display(description="thumbnail stored as")
     def stored_thumbnail(self, job):
         return job.thumbnail.name
+
+
+# DRF's token admin lists every key in full; ours shows a prefix (enough to match a key someone
+# reports) and lets staff revoke tokens, never read or set them.
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(TokenAdmin):
+    list_display = ["key_prefix", "user", "created", "expires"]
+    fields = readonly_fields = ["key_prefix", "user", "created", "expires"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="key")
+    def key_prefix(self, token):
+        return f"{token.key[:6]}…"
+
+    @admin.display(description="expires")
+    def expires(self, token):
+        return services.token_expires(token) or "never"

@@ -3,11 +3,26 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
+
+# Stored files are named and typed by the format Pillow found, never by the user's file name: a
+# JPEG called x.html must not be stored as .html (S3 would record and serve it as a web page).
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
+              "TIFF": ".tif"}
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 
 
 def _original_path(photo, filename):
     # The user's filename is kept in a field; storage names must not be guessable or clash.
-    return f"originals/{photo.id}{_suffix(filename)}"
+    return f"originals/{photo.id}{EXTENSIONS[photo.format]}"
 
 
 def _result_path(job, filename):
@@ -24,11 +39,6 @@ def _preview_path(job, filename):
 
 def _original_preview_path(photo, filename):
     return f"previews/{photo.id}-original.jpg"
-
-
-def _suffix(filename):
-    dot = filename.rfind(".")
-    return filename[dot:].lower() if dot > 0 and len(filename) - dot <= 6 else ""
 
 
 class Photo(models.Model):
@@ -90,6 +100,15 @@ class ColorizationJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When its message was last handed to the broker; null while it has not been (the broker
+    # was down): the sweeper (gallery.tasks.sweep_jobs) sends it then.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The run that holds a running job: only the holder of the token may record its outcome.
+    # Its worker renews the lease while it works; a lease that runs out means the worker died,
+    # and the sweeper queues the job again. The holder is "<celery node>:<pid>".
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_holder = models.CharField(max_length=255, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-queued_at"]
@@ -103,3 +122,18 @@ class ColorizationJob(models.Model):
     @property
     def is_finished(self):
         return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+
+
+class ApiToken(TokenProxy):
+    """API tokens as the admin shows them: by owner and the first characters only.
+
+    Token's own str() is the whole key, which the admin would put in page titles, confirmations
+    and its change log, for every staff member to read.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.key[:6]}… of {self.user}"

@@ -7,23 +7,30 @@ acceptable upload is, how a job runs, what deleting removes) exist in one place.
 import functools
 import hashlib
 import io
+import logging
 import os
+import socket
+import threading
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from rest_framework.authtoken.models import Token
 
 from mlcore import png
+from mlcore.image_modes import DEEP_GREY_MODES, grey_scale
 
-from . import tasks
-from .models import ColorizationJob, Photo
+from . import queue
+from .models import CONTENT_TYPES, ColorizationJob, Photo
 
 # Pillow's format names, with the names people know them by.
 ACCEPTED_FORMATS = {
@@ -41,6 +48,25 @@ THUMBNAIL_SIZE = 320
 PREVIEW_SIZE = 2048
 PREVIEW_QUALITY = 85
 State = ColorizationJob.State
+# What a failed job tells its owner, by the kind of exception (the first that matches).
+FAILURE_REASONS = [
+    ((UnidentifiedImageError, Image.DecompressionBombError), "The stored photo could not be read as an image."),
+    (MemoryError, "Colorizing this photo needed more memory than the worker has."),
+    ((OSError, BotoCoreError, ClientError, DatabaseError),
+     "The photo or its result could not be read or stored: a storage or database problem on our side."),
+]
+job_log = logging.getLogger("gallery.jobs")
+
+# A job's peak memory beyond the loaded model, per pixel: the decoded image in its own mode
+# (MODE_BYTES) plus what colorizing adds (float RGB and L, the result, its PNG, the thumbnail's
+# copy). Measured 48-58 bytes per pixel on 4 and 10 MP noisy photos (L, RGB, I;16, RGBA).
+WORK_BYTES_PER_PIXEL = 56
+MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
+              "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}  # 4 for every other mode (RGBA, CMYK, I, F...)
+TOO_LARGE_TO_COLORIZE = "This photo is too large to colorize here."
+# An unsent job is left to the request that queued it for this long before the sweeper sends it.
+SEND_GRACE = timedelta(seconds=10)
+SWEEP_BATCH = 1000  # at most this many jobs sent per sweep; the next sweep sends more
 
 
 class UploadRejected(Exception):
@@ -49,6 +75,14 @@ class UploadRejected(Exception):
     def __init__(self, code, message):
         super().__init__(message)
         self.code = code
+        self.message = message
+
+
+class CannotColorize(Exception):
+    """A job that no retry can mend; `message` is written for the user, the cause goes to the logs."""
+
+    def __init__(self, message):
+        super().__init__(message)
         self.message = message
 
 
@@ -69,13 +103,15 @@ def upload_photo(owner, uploaded_file):
         height=height,
         format=image_format,
     )
-    photo.original.save(name, ContentFile(data), save=False)
+    photo.original.save(name, _content(data, CONTENT_TYPES[image_format]), save=False)
     try:
         with transaction.atomic():
             photo.save()
             colorize_photo(photo)
     except BaseException:
-        default_storage.delete(photo.original.name)  # the rows are gone: so goes the file
+        # The rows were not stored: neither is the file. (Sending the job happens after the
+        # commit and cannot fail the upload: see gallery.queue.)
+        default_storage.delete(photo.original.name)
         raise
     return photo
 
@@ -109,6 +145,16 @@ def _inspect_image(name, data):
                     f"{name} is a {image.format} image; accepted formats are "
                     + ", ".join(sorted(set(ACCEPTED_FORMATS.values()))),
                 )
+            # Still from the header alone: a sliver of an image decodes small but colorizes huge.
+            problem = shape_problem(width, height)
+            if problem:
+                raise UploadRejected(problem[0], f"{name} {problem[1]}")
+            if too_large_to_colorize(width, height, image.mode):
+                raise UploadRejected(
+                    "too_large_to_colorize",
+                    f"{name} is too large to colorize here ({width * height / 1e6:.1f} megapixels of "
+                    f"{image.mode}); try a smaller copy of it",
+                )
             image_format = image.format
             image.verify()
         # verify() checks the structure but leaves the image unusable; decoding it for real
@@ -129,9 +175,37 @@ def _inspect_image(name, data):
         raise UploadRejected(
             "not_an_image", f"{name} is not an image Pillow can read: cannot identify image file"
         ) from None
-    except Exception as exc:  # damaged data surfaces as many exception types inside Pillow
-        raise UploadRejected("not_an_image", f"{name} is not an image Pillow can read: {exc}") from None
+    except Exception:  # damaged data surfaces as many exception types inside Pillow
+        raise UploadRejected(
+            "not_an_image", f"{name} is not an image Pillow can read: it is damaged or cut short"
+        ) from None
     return image_format, width, height
+
+
+def shape_problem(width, height):
+    """(code, reason) when an image of this size cannot be colorized, else None.
+
+    The reason follows the file's name or "This photo": "is 1 × 50000 pixels; ...".
+    """
+    short, long = sorted((width, height))
+    min_side, max_ratio = settings.COLORIZER_MIN_SIDE, settings.COLORIZER_MAX_ASPECT_RATIO
+    if short < min_side:
+        return "too_small", f"is {width} × {height} pixels; each side must be at least {min_side} pixels"
+    if long > short * max_ratio:
+        return (
+            "bad_aspect_ratio",
+            f"is {width} × {height} pixels; its longer side may be at most {max_ratio:g} times its shorter side",
+        )
+    return None
+
+
+def estimated_peak_mb(width, height, mode):
+    """Memory a job on this image needs on top of the loaded model, in MiB (an estimate)."""
+    return width * height * (WORK_BYTES_PER_PIXEL + MODE_BYTES.get(mode, 4)) / 2**20
+
+
+def too_large_to_colorize(width, height, mode):
+    return estimated_peak_mb(width, height, mode) > settings.COLORIZER_WORKER_MEMORY_MB
 
 
 def photos_of(owner, state=None):
@@ -155,42 +229,42 @@ def colorize_photo(photo):
     """Queue a new colorization of the photo; its newest job is the one shown to the user."""
     current = photo.jobs.first()
     if current is not None and not current.is_finished:
+        if current.state == State.QUEUED and current.sent_at is None:
+            queue.publish_on_commit([current.id])  # the broker was away when it was queued: try now
         return current  # already on its way: a double click must not colorize twice
     job = ColorizationJob.objects.create(photo=photo)
-    # Only a committed job can be found by the worker.
-    transaction.on_commit(lambda: tasks.colorize.delay(str(job.id)))
+    # Only a committed job can be found by the worker. Should the broker be down, the job stays
+    # queued, unsent, and the sweeper sends it later.
+    queue.publish_on_commit([job.id])
     return job
 
 
-def run_job(job_id):
+def run_job(job_id, holder=None):
     """Colorize the photo of one job and store the result and its thumbnail.
 
-    Called by the Celery task, possibly more than once for the same job (redelivered message,
-    retry): a finished job is left alone and one left "running" by a dead worker starts over.
-    Exceptions propagate after being noted on the job; the task decides between retrying and
-    failing for good (fail_job).
+    Called by the Celery task, possibly more than once for the same job (a message sent twice,
+    redelivered, retried). The run first claims the job (claim_job): a finished job, or one
+    another live run holds, is left alone, so a job runs once at a time and its attempts count
+    real starts. While it works, the run renews its lease; only the lease's holder may record
+    the outcome. Exceptions propagate after the job is released (queued again, the error
+    noted); the task decides between retrying and failing for good (fail_job).
     """
-    job = _start_job(job_id)
+    job = claim_job(job_id, holder or default_holder())
     if job is None:
         return
+    token = job.lease_token
     try:
-        with job.photo.original.open("rb") as original:
-            image = Image.open(io.BytesIO(original.read()))
-            image.load()
-        colorizer = get_colorizer()
-        files = colorize_image(colorizer, image, original_preview=not job.photo.preview)
-        del image
-        job.result.save("result.png", ContentFile(files["result"]), save=False)
-        job.preview.save("preview.jpg", ContentFile(files["preview"]), save=False)
-        job.thumbnail.save("thumbnail.jpg", ContentFile(files["thumbnail"]), save=False)
-        if "original_preview" in files:  # the page's "before": made once per photo, while it is decoded
-            _store_original_preview(job.photo, files["original_preview"])
+        with _LeaseRenewal(job.pk, token):
+            colorizer = _colorize(job)
     except Exception as exc:
-        _delete_files([f.name for f in (job.result, job.thumbnail, job.preview) if f])
-        # Kept for the record: the final "gave up" message quotes the last error.
-        ColorizationJob.objects.filter(pk=job.pk).update(error=describe_error(exc))
+        # The owner reads the reason; the details (paths, endpoints, the traceback) are for
+        # operators, found by the job's id.
+        job_log.exception("job %s: colorizing failed", job.id, extra={"job_id": str(job.id),
+                                                                       "photo_id": str(job.photo_id)})
+        reason = exc.message if isinstance(exc, CannotColorize) else describe_error(exc)
+        _release_job(job.pk, token, reason)
         raise
-    finished = ColorizationJob.objects.filter(pk=job.pk).update(
+    finished = ColorizationJob.objects.filter(pk=job.pk, state=State.RUNNING, lease_token=token).update(
         state=State.SUCCEEDED,
         result=job.result.name,
         thumbnail=job.thumbnail.name,
@@ -198,9 +272,41 @@ def run_job(job_id):
         model_version=colorizer.version,
         error="",
         finished_at=timezone.now(),
+        **_NO_LEASE,
     )
-    if not finished:  # the photo was deleted while we worked
+    if not finished:  # the photo was deleted while we worked, or our lease was taken over
+        job_log.warning("job %s: its lease was lost or the photo deleted during the run; result discarded",
+                        job.pk, extra={"job_id": str(job.pk)})
         _delete_files([job.result.name, job.thumbnail.name, job.preview.name])
+
+
+_NO_LEASE = {"lease_token": None, "lease_holder": "", "lease_expires_at": None}
+
+
+def _colorize(job):
+    """Colorize the job's original into job.result, job.preview and job.thumbnail (saved, not yet
+    recorded), and the photo's preview when it has none."""
+    try:
+        with job.photo.original.open("rb") as original:
+            image = Image.open(io.BytesIO(original.read()))
+        check_workable(image)
+        colorizer = get_colorizer()
+        try:
+            files = colorize_image(colorizer, image, original_preview=not job.photo.preview)
+        except (MemoryError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and not _is_allocation_failure(exc):
+                raise
+            raise CannotColorize(TOO_LARGE_TO_COLORIZE) from exc
+        del image
+        job.result.save("result.png", _content(files["result"], "image/png"), save=False)
+        job.preview.save("preview.jpg", _content(files["preview"], "image/jpeg"), save=False)
+        job.thumbnail.save("thumbnail.jpg", _content(files["thumbnail"], "image/jpeg"), save=False)
+        if "original_preview" in files:  # the page's "before": made once per photo, while it is decoded
+            _store_original_preview(job.photo, files["original_preview"])
+    except Exception:
+        _delete_files([f.name for f in (job.result, job.thumbnail, job.preview) if f])
+        raise
+    return colorizer
 
 
 def colorize_image(colorizer, image, original_preview=True):
@@ -223,25 +329,133 @@ def colorize_image(colorizer, image, original_preview=True):
     return files
 
 
-def _start_job(job_id):
-    with transaction.atomic():
-        job = (
-            ColorizationJob.objects.select_for_update(of=("self",))
-            .select_related("photo")
-            .filter(pk=job_id)
-            .first()
+def check_workable(image):
+    """Raise CannotColorize for an image (opened, not decoded) that is no photo to colorize here.
+
+    The upload refuses these already; this catches files stored before the rules, or with
+    tighter settings, before anything is decoded or allocated.
+    """
+    width, height = image.size
+    problem = shape_problem(width, height)
+    if problem:
+        raise CannotColorize(f"This photo {problem[1]}.")
+    if too_large_to_colorize(width, height, image.mode):
+        raise CannotColorize(TOO_LARGE_TO_COLORIZE)
+
+
+def _is_allocation_failure(exc):
+    # torch reports a failed allocation as RuntimeError ("DefaultCPUAllocator: can't allocate
+    # memory", "CUDA out of memory").
+    message = str(exc).lower()
+    return "allocat" in message or "out of memory" in message
+
+
+def default_holder():
+    """Who runs a job, outside a Celery worker (tests, the shell): this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_job(job_id, holder):
+    """Make the job this run's: running, attempts + 1, a fresh lease. None when it must not run.
+
+    A compare-and-set on the row: of two runs that read the job at the same moment, only one
+    update matches, whatever the database.
+    """
+    now = timezone.now()
+    job = ColorizationJob.objects.select_related("photo").filter(pk=job_id).first()
+    if job is None or job.is_finished:  # photo deleted, or a duplicate message
+        return None
+    if job.state == State.RUNNING and _lease_is_live(job, holder, now):
+        job_log.info("job %s is already running (%s); this delivery does nothing", job.pk, job.lease_holder,
+                     extra={"job_id": str(job.pk)})
+        return None
+    unchanged = ColorizationJob.objects.filter(
+        pk=job.pk, state=job.state, lease_token=job.lease_token, attempts=job.attempts
+    )
+    if job.attempts >= settings.COLORIZER_JOB_MAX_ATTEMPTS:
+        last_error = job.error or "the worker stopped while colorizing it"
+        unchanged.update(
+            state=State.FAILED, error=f"Gave up after {job.attempts} attempts. Last error: {last_error}",
+            finished_at=now, **_NO_LEASE,
         )
-        if job is None or job.is_finished:  # photo deleted, or a duplicate message
-            return None
-        if job.attempts >= settings.COLORIZER_JOB_MAX_ATTEMPTS:
-            last_error = job.error or "the worker stopped while colorizing it"
-            _finish_failed(job_id, f"Gave up after {job.attempts} attempts. Last error: {last_error}")
-            return None
-        job.state = State.RUNNING
-        job.started_at = timezone.now()
-        job.attempts += 1
-        job.save(update_fields=["state", "started_at", "attempts"])
+        return None
+    token = uuid.uuid4()
+    lease_expires_at = now + timedelta(seconds=settings.COLORIZER_JOB_LEASE_SECONDS)
+    if not unchanged.update(state=State.RUNNING, started_at=now, attempts=F("attempts") + 1, lease_token=token,
+                            lease_holder=holder, lease_expires_at=lease_expires_at):
+        return None  # another run claimed it first
+    job.state, job.started_at, job.attempts = State.RUNNING, now, job.attempts + 1
+    job.lease_token, job.lease_holder, job.lease_expires_at = token, holder, lease_expires_at
     return job
+
+
+def _lease_is_live(job, holder, now):
+    if job.lease_expires_at is None or job.lease_expires_at <= now:
+        return False
+    # The pool process that held it died on this very worker, which put the message back at
+    # once: no need to wait for the lease to run out.
+    node, _, pid = job.lease_holder.rpartition(":")
+    if node and node == holder.rpartition(":")[0] and pid.isdigit() and int(pid) != os.getpid():
+        return _process_alive(int(pid))
+    return True
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a dead child its parent has not reaped yet is a zombie
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+class _LeaseRenewal:
+    """Renews a running job's lease, from a thread of its own, until the run ends.
+
+    The worker's process is busy colorizing (the GIL is mostly released by torch, numpy and
+    Pillow); if it dies, renewals stop and the lease runs out.
+    """
+
+    def __init__(self, job_id, token):
+        self.job_id, self.token = job_id, token
+        self.seconds = settings.COLORIZER_JOB_LEASE_SECONDS
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self):
+        try:
+            while not self._stop.wait(self.seconds / 4):
+                try:
+                    renewed = ColorizationJob.objects.filter(pk=self.job_id, lease_token=self.token).update(
+                        lease_expires_at=timezone.now() + timedelta(seconds=self.seconds)
+                    )
+                except DatabaseError as exc:
+                    job_log.warning("job %s: lease not renewed: %s", self.job_id, exc)
+                    continue
+                if not renewed:
+                    job_log.warning("job %s: lease lost (the job was queued again or deleted)", self.job_id)
+                    return
+        finally:
+            connections.close_all()  # this thread's own connections
+
+
+def _release_job(job_id, token, error):
+    """Give a failed run's job back: queued again (the task's retry is its message), error noted."""
+    ColorizationJob.objects.filter(pk=job_id, state=State.RUNNING, lease_token=token).update(
+        state=State.QUEUED, error=error, sent_at=timezone.now(), **_NO_LEASE
+    )
 
 
 def fail_job(job_id, reason):
@@ -251,27 +465,58 @@ def fail_job(job_id, reason):
 
 def _finish_failed(job_id, reason):
     ColorizationJob.objects.filter(pk=job_id).exclude(state=State.SUCCEEDED).update(
-        state=State.FAILED, error=reason, finished_at=timezone.now()
+        state=State.FAILED, error=reason, finished_at=timezone.now(), **_NO_LEASE
     )
 
 
-def requeue_stale_jobs():
-    """Queue again the jobs still "running" well past the hard time limit.
+def sweep_jobs():
+    """Make sure every queued job reaches a worker; run by beat (gallery.tasks.sweep_jobs).
 
-    Their worker died without the broker giving the message back (the filesystem broker
-    cannot). Returns the ids of the jobs queued again.
+    - A running job whose lease ran out lost its worker (killed, its machine gone): it is
+      queued again (its attempt counted; COLORIZER_JOB_MAX_ATTEMPTS still bounds them).
+    - Queued jobs never sent (the broker was down, or the web process died after the commit)
+      are sent.
+    - Queued jobs sent more than COLORIZER_JOB_RESEND_AFTER seconds ago are sent again while
+      nothing waits in the queue: their message was lost (a broker that lost its data, the
+      filesystem broker's worker killed).
+
+    Sending twice is harmless (see run_job). Returns the ids sent.
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    with transaction.atomic():
-        stale = list(
-            ColorizationJob.objects.select_for_update()
-            .filter(state=State.RUNNING, started_at__lt=cutoff)
-            .values_list("id", flat=True)
-        )
-        ColorizationJob.objects.filter(id__in=stale).update(state=State.QUEUED)
-        for job_id in stale:
-            transaction.on_commit(functools.partial(tasks.colorize.delay, str(job_id)))
-    return stale
+    now = timezone.now()
+    recovered = _recover_abandoned_jobs(now)
+    queued = ColorizationJob.objects.filter(state=State.QUEUED).order_by("queued_at")
+    unsent = list(
+        queued.filter(sent_at__isnull=True, queued_at__lt=now - SEND_GRACE)
+        .exclude(pk__in=recovered)
+        .values_list("id", flat=True)[:SWEEP_BATCH]
+    )
+    stale = queued.filter(sent_at__lt=now - timedelta(seconds=settings.COLORIZER_JOB_RESEND_AFTER))
+    resend = []
+    if stale.exists() and queue.waiting_count() == 0:
+        resend = list(stale.values_list("id", flat=True)[:SWEEP_BATCH])
+        job_log.warning("re-sending %d jobs queued long ago while their queue is empty", len(resend))
+    return queue.publish(recovered + unsent + resend)
+
+
+def _recover_abandoned_jobs(now):
+    lease = timedelta(seconds=settings.COLORIZER_JOB_LEASE_SECONDS)
+    # Rows without a lease (older code, or set by hand) count from their start.
+    expired = Q(state=State.RUNNING) & (
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, started_at__lt=now - lease)
+        | Q(lease_expires_at__isnull=True, started_at__isnull=True)
+    )
+    recovered = []
+    for job_id, token, holder in ColorizationJob.objects.filter(expired).values_list(
+        "id", "lease_token", "lease_holder"
+    )[:SWEEP_BATCH]:
+        if ColorizationJob.objects.filter(expired, pk=job_id, lease_token=token).update(
+            state=State.QUEUED, sent_at=None, **_NO_LEASE
+        ):
+            job_log.warning("job %s: its worker (%s) stopped renewing its lease; queued again", job_id,
+                            holder or "unknown", extra={"job_id": str(job_id)})
+            recovered.append(job_id)
+    return recovered
 
 
 def delete_photo(photo):
@@ -303,10 +548,17 @@ def converted_file(owner, stored_file, image_format):
             image = Image.open(io.BytesIO(f.read()))
             image.load()
         data = png.encode(display_image(image)) if image_format == "PNG" else _encode(display_image(image), "JPEG")
-        stored = default_storage.save(name, ContentFile(data))
+        stored = default_storage.save(name, _content(data, f"image/{image_format.lower()}"))
         if stored != name:  # another request stored it first: keep that one
             default_storage.delete(stored)
     return default_storage.open(name, "rb")
+
+
+def _content(data, content_type):
+    """File contents to store, with the type S3 records for them (instead of a guess from the name)."""
+    content = ContentFile(data)
+    content.content_type = content_type
+    return content
 
 
 def _converted_name(owner, image_format):
@@ -329,7 +581,7 @@ def result_preview(job):
         with job.result.open("rb") as f:
             image = Image.open(io.BytesIO(f.read()))
             image.load()
-        job.preview.save("preview.jpg", ContentFile(_preview_jpeg(image)), save=False)
+        job.preview.save("preview.jpg", _content(_preview_jpeg(image), "image/jpeg"), save=False)
         if not ColorizationJob.objects.filter(pk=job.pk, preview="").update(preview=job.preview.name):
             default_storage.delete(job.preview.name)  # made at the same time elsewhere
             job.refresh_from_db(fields=["preview"])
@@ -341,7 +593,7 @@ def _preview_jpeg(image):
 
 
 def _store_original_preview(photo, data):
-    photo.preview.save("preview.jpg", ContentFile(data), save=False)
+    photo.preview.save("preview.jpg", _content(data, "image/jpeg"), save=False)
     if not Photo.objects.filter(pk=photo.pk, preview="").update(preview=photo.preview.name):
         default_storage.delete(photo.preview.name)  # made at the same time elsewhere, or the photo is gone
         photo.refresh_from_db(fields=["preview"])
@@ -354,6 +606,8 @@ def display_image(image, size=None):
     if image.getexif().get(ExifTags.Base.Orientation, 1) not in (0, 1):
         image = ImageOps.exif_transpose(image)
     mode = image.mode
+    if mode in DEEP_GREY_MODES:
+        grey = grey_scale(image)  # of the whole image: shrinking narrows the range
     if mode.startswith("I;16"):
         image = image.convert("I")  # the same values, in a mode Pillow can resize
     elif mode in ("P", "PA"):
@@ -367,9 +621,10 @@ def display_image(image, size=None):
         shape = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         # Area averaging: one pass, antialiased, a third of bicubic's time on a 12 MP photo.
         image = image.resize(shape, Image.Resampling.BOX)
-    if image.mode in ("I", "F"):  # 16-bit levels (as the colorizer reads them) or floats in [0, 1]
-        scale = 255.0 if image.mode == "F" else 255 / 65535
-        return Image.fromarray(np.clip(np.asarray(image, np.float32) * scale + 0.5, 0, 255).astype(np.uint8))
+    if mode in DEEP_GREY_MODES:  # scaled by their range, as the colorizer reads them
+        low, span = grey
+        levels = (np.asarray(image, np.float32) - low) * (255 / span)
+        return Image.fromarray(np.clip(levels + 0.5, 0, 255).astype(np.uint8))
     if image.mode in ("LA", "RGBA"):
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
@@ -387,9 +642,14 @@ def _encode(image, image_format, quality=92):
 
 
 def describe_error(exc):
-    """A one-line reason for the user."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    """Why a job failed, for the photo's owner: the kind of failure, never the exception's text.
+
+    That text names server paths, host names and endpoints; the log has it with the job's id.
+    """
+    for kinds, reason in FAILURE_REASONS:
+        if isinstance(exc, kinds):
+            return reason
+    return "Something went wrong on our side while colorizing this photo."
 
 
 def get_colorizer():
@@ -416,3 +676,26 @@ def reset_api_token(user):
     with transaction.atomic():
         Token.objects.filter(user=user).delete()
         return Token.objects.create(user=user)
+
+
+def api_token_of(user):
+    """The user's API token for the token endpoint: created on first use, renewed once expired."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return reset_api_token(user) if token_has_expired(token) else token
+
+
+def token_expires(token):
+    """When the token stops working (COLORIZER_API_TOKEN_DAYS after it was made), or None: never."""
+    days = settings.COLORIZER_API_TOKEN_DAYS
+    return token.created + timedelta(days=days) if days else None
+
+
+def token_has_expired(token):
+    expires = token_expires(token)
+    return expires is not None and expires <= timezone.now()
+
+
+def password_changed(user):
+    """Whoever knew the old password may have taken the API token with it: a new one replaces it."""
+    if Token.objects.filter(user=user).exists():
+        reset_api_token(user)

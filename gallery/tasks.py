@@ -1,20 +1,22 @@
 import logging
 import os
 import resource
+import socket
 import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, shared_task
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import task_postrun, task_prerun, worker_init
 from django.conf import settings
 from django.db import DatabaseError, OperationalError
 from PIL import UnidentifiedImageError
 
-from . import services
+from . import queue, services
 from .models import ColorizationJob
 
-job_log = logging.getLogger("gallery.jobs")
+job_log = logging.getLogger("gallery.jobs")  # one line per run, below
+log = logging.getLogger(__name__)
 
 # Worth another try: storage or network hiccups, a database that restarted. The job's
 # attempt limit (COLORIZER_JOB_MAX_ATTEMPTS) decides when to stop, so retries are unbounded here.
@@ -25,16 +27,29 @@ PERMANENT_ERRORS = (UnidentifiedImageError,)
 
 class ColorizeTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        # Reached for errors that are not transient and for the hard time limit (the worker
-        # process was killed); a lost worker's message is re-queued instead of failing.
+        # Reached for errors that are not transient and for the soft time limit. A lost
+        # worker's job is queued again instead (the message comes back, or its lease runs out).
         if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
             reason = f"Colorizing took longer than the time limit ({settings.CELERY_TASK_SOFT_TIME_LIMIT} s)."
+        elif isinstance(exc, services.CannotColorize):
+            reason = exc.message
         else:
             reason = services.describe_error(exc)
+        # The user reads the reason; the traceback is in the log already (services.run_job).
+        log.warning("job %s failed: %s", args[0], reason, extra={"job_id": args[0]})
         services.fail_job(args[0], reason)
+
+    def retry(self, *args, **kwargs):
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject:
+            # The retry's message could not be sent (the broker is down): the sweeper sends it.
+            queue.mark_unsent([self.request.args[0]])
+            raise
 
 
 @shared_task(
+    bind=True,
     base=ColorizeTask,
     autoretry_for=TRANSIENT_ERRORS,
     dont_autoretry_for=PERMANENT_ERRORS,
@@ -42,13 +57,18 @@ class ColorizeTask(Task):
     retry_backoff_max=300,
     max_retries=None,
 )
-def colorize(job_id):
-    services.run_job(job_id)
+def colorize(self, job_id):
+    # The lease holder: this worker (its node name) and pool process.
+    services.run_job(job_id, holder=f"{self.request.hostname or socket.gethostname()}:{os.getpid()}")
 
 
-@shared_task
-def requeue_stale_jobs():
-    return [str(job_id) for job_id in services.requeue_stale_jobs()]
+# Acknowledged on receipt: a sweep is idempotent, and a worker should hold no unacknowledged
+# message of its own when Redis goes away (kombu 5.7 then fails to restore it and stops the
+# worker, which its supervisor restarts).
+@shared_task(acks_late=False)
+def sweep_jobs():
+    """Send jobs the broker never got and queue again those whose worker died (beat, every few seconds)."""
+    return services.sweep_jobs()
 
 
 # One log line per run of a colorize task, with the job's outcome as fields (JSON in production).

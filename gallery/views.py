@@ -1,11 +1,14 @@
 """Server-rendered pages. Each view checks ownership and hands the work to gallery.services."""
 
+import functools
+import math
 import uuid
 from pathlib import PurePath
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.paginator import Paginator
@@ -17,23 +20,45 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.authtoken.models import Token
 
-from . import services
-from .models import ColorizationJob
+from . import ratelimits, services
+from .api.throttling import upload_wait
+from .models import CONTENT_TYPES, ColorizationJob
+from .request_size import accepts_uploads
 
 PHOTOS_PER_PAGE = 24
-CONTENT_TYPES = {
-    "JPEG": "image/jpeg",
-    "MPO": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-}
+
+
+def limit_failed_logins(login_view):
+    """Refuse log-ins (429) from an address or for an account with too many recent failures."""
+
+    @functools.wraps(login_view)
+    def limited(request, *args, **kwargs):
+        if request.method == "POST":
+            wait = ratelimits.login_wait(request, request.POST.get("username", ""))
+            if wait:
+                return too_many_requests(
+                    request, wait, "Too many failed log-ins for this account or from your network."
+                )
+        return login_view(request, *args, **kwargs)
+
+    return login_not_required(limited)
+
+
+login_view = limit_failed_logins(auth_views.LoginView.as_view())
+
+
+def too_many_requests(request, wait, reason):
+    response = render(
+        request, "gallery/too_many_requests.html", {"reason": reason, "wait": ratelimits.wait_text(wait)}, status=429
+    )
+    response["Retry-After"] = str(math.ceil(wait))
+    return response
 
 
 @login_not_required
 def signup(request):
+    if request.method == "POST" and (wait := ratelimits.signup_wait(request)):
+        return too_many_requests(request, wait, "Too many sign-ups from your network.")
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.save())
@@ -46,15 +71,23 @@ def index(request):
     return render(request, "gallery/index.html", {"page": page})
 
 
+@accepts_uploads()
 def upload(request):
     if request.method != "POST":
         limits = {
+            "max_bytes": settings.COLORIZER_MAX_UPLOAD_BYTES,
             "max_mb": settings.COLORIZER_MAX_UPLOAD_BYTES / 1e6,
             "max_megapixels": settings.COLORIZER_MAX_PIXELS / 1e6,
+            "max_files": settings.COLORIZER_MAX_UPLOAD_FILES,
         }
         return render(request, "gallery/upload.html", limits)
     results = []
     for uploaded_file in request.FILES.getlist("files"):
+        if wait := upload_wait(request):
+            message = (f"{uploaded_file.name} was not uploaded: you have reached your upload limit; "
+                       f"try again in {ratelimits.wait_text(wait)}.")
+            results.append({"name": uploaded_file.name, "code": "throttled", "message": message})
+            continue
         try:
             photo = services.upload_photo(request.user, uploaded_file)
         except services.UploadRejected as refusal:
@@ -195,8 +228,11 @@ def delete(request, photo_id):
 @require_GET
 def profile(request):
     """The account's page: the API token (shown in full: the user copies it into their scripts)."""
+    token = Token.objects.filter(user=request.user).first()
     context = {
-        "token": Token.objects.filter(user=request.user).first(),
+        "token": token,
+        "token_expires": token and services.token_expires(token),
+        "token_expired": token and services.token_has_expired(token),
         "api_root": request.build_absolute_uri("/api/v1/"),
         "docs_url": reverse("api:docs"),
     }

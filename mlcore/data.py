@@ -4,8 +4,15 @@ Two CPU cores can't afford JPEG decoding per step, so every photo is decoded
 once, resized so its shorter side is `cache_size`, centre-cropped square, and
 kept as uint8 RGB in a numpy memmap. Steps then only crop, flip and convert
 the batch to L*a*b* (a batched kornia op, cheap next to the network).
+Several folders pool into one more memmap, so that every training process maps
+the same file instead of holding its own copy.
+
+`pack_photos` writes a random subset of the photos as small JPEGs, to carry
+to a machine with a GPU.
 """
 import hashlib
+import io
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -59,25 +66,53 @@ def build_cache(root, size: int, cache_dir) -> np.ndarray:
             kept.append(rgb)
     if not kept:
         raise ValueError(f"no colour images under {root}")
-    tmp = path.with_suffix(".tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(kept), size, size, 3))
-    for i, rgb in enumerate(kept):
-        out[i] = rgb
-    out.flush()
-    del out
-    tmp.replace(path)
+    _write_npy(path, kept, (len(kept), size, size, 3))
     print(f"cached {len(kept)} colour photos of {len(files)} ({len(files) - len(kept)} grey or unreadable skipped)")
     return np.load(path, mmap_mode="r")
 
 
-def random_batches(photos: np.ndarray, batch_size: int, crop: int, rng: torch.Generator):
-    """One epoch of (B, 3, crop, crop) float RGB batches: shuffled, randomly cropped and flipped."""
+def _write_npy(path: Path, rows, shape):
+    """Write uint8 rows as a .npy file that appears whole or not at all. The temporary name is
+    unique, so processes on machines sharing the cache folder can't write into each other's."""
+    tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    for i, rgb in enumerate(rows):
+        out[i] = rgb
+    out.flush()
+    del out
+    tmp.replace(path)
+
+
+def pooled_cache(roots, size: int, cache_dir) -> np.ndarray:
+    """The folders' colour photos, in order, as one (N, size, size, 3) uint8 memmap: a folder's
+    own cache, or for several a file pooled from theirs (built on first use)."""
+    caches = [build_cache(root, size, cache_dir) for root in roots]
+    if len(caches) == 1:
+        return caches[0]
+    key = hashlib.sha1("|".join(Path(c.filename).name for c in caches).encode())
+    path = Path(cache_dir) / f"pool-{size}-{key.hexdigest()[:12]}.npy"
+    if not path.exists():
+        _write_npy(path, (rgb for c in caches for rgb in c), (sum(len(c) for c in caches), size, size, 3))
+    return np.load(path, mmap_mode="r")
+
+
+def random_batches(photos: np.ndarray, batch_size: int, crop: int, rng: torch.Generator,
+                   rank: int = 0, world: int = 1):
+    """One epoch of (B, 3, crop, crop) float RGB batches: shuffled, randomly cropped and flipped.
+
+    With `world` processes, `batch_size` is the global batch and each yields this `rank`'s
+    share, B / world photos. Every rank draws the same permutation, crops and flips (its `rng`
+    is in the same state as the others') and keeps every `world`-th photo from `rank` on: over
+    an epoch, DistributedSampler's shard (order[rank::world], reshuffled every epoch), and
+    together the ranks see exactly the batches one process would. A rank reads only its photos.
+    """
     n, size = photos.shape[0], photos.shape[1]
     order = torch.randperm(n, generator=rng)
     for start in range(0, n - batch_size + 1, batch_size):
         idx = order[start:start + batch_size]
         offsets = torch.randint(0, size - crop + 1, (len(idx), 2), generator=rng)
         flips = torch.rand(len(idx), generator=rng) < 0.5
+        idx, offsets, flips = idx[rank::world], offsets[rank::world], flips[rank::world]
         batch = np.empty((len(idx), crop, crop, 3), dtype=np.uint8)
         for j, (i, (y, x), flip) in enumerate(zip(idx.tolist(), offsets.tolist(), flips.tolist())):
             tile = photos[i, y:y + crop, x:x + crop]
@@ -91,3 +126,35 @@ def centre_batches(photos: np.ndarray, batch_size: int, crop: int):
     for start in range(0, photos.shape[0], batch_size):
         tile = np.ascontiguousarray(photos[start:start + batch_size, off:off + crop, off:off + crop])
         yield torch.from_numpy(tile).permute(0, 3, 1, 2).float().div_(255)
+
+
+def pack_photos(roots, out, size: int = 128, max_bytes: int = 55 << 20, quality: int = 90, seed: int = 0) -> list[Path]:
+    """A random subset of the folders' colour photos as size x size JPEGs (the training cache's
+    resize and centre crop) in `out`, at most `max_bytes` together: a training set small enough
+    to carry to a GPU machine. Drawn at random from all folders pooled, so every source is
+    represented in proportion; stops before the photo that would overflow the budget."""
+    out = Path(out)
+    if out.is_dir() and list_images(out):
+        raise ValueError(f"{out} already holds images; pack into an empty or new folder")
+    files = [f for root in roots for f in list_images(root)]
+    if not files:
+        raise ValueError(f"no images found under {', '.join(map(str, roots))}")
+    out.mkdir(parents=True, exist_ok=True)
+    written, total = [], 0
+    for i in tqdm(np.random.default_rng(seed).permutation(len(files)), desc=f"packing into {out}", unit="img"):
+        try:
+            rgb = load_square(files[i], size)
+        except OSError as exc:
+            tqdm.write(f"skipping unreadable {files[i]}: {exc}")
+            continue
+        if is_grey(rgb):
+            continue
+        jpeg = io.BytesIO()
+        Image.fromarray(rgb).save(jpeg, "JPEG", quality=quality)
+        if total + jpeg.tell() > max_bytes:
+            break
+        path = out / f"{len(written):06d}.jpg"
+        path.write_bytes(jpeg.getvalue())
+        written.append(path)
+        total += jpeg.tell()
+    return written

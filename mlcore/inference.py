@@ -12,24 +12,26 @@ import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps
 
 from . import color
+from .image_modes import DEEP_GREY_MODES, grey_levels, grey_scale
 from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
 
 DEFAULT_SIZE = 256  # working resolution, short side
+# The longer side at the working resolution is at most this many times `size`: a sliver of an
+# image (1 x 50,000 px) must not reach the network at full length.
+MAX_ASPECT = 30
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
     """Any PIL image -> (H, W, 3) float32 sRGB in [0, 1], EXIF orientation applied.
 
-    16-bit and float modes keep their precision; transparency is composited on
+    16-bit, 32-bit and float modes keep their precision, scaled by their bit depth
+    (mlcore.image_modes.grey_levels); transparency is composited on
     white (how a scan with an alpha channel looks on paper); CMYK, P and the
     rest go through Pillow's RGB conversion.
     """
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(image, dtype=np.float32) / 65535.0
-        return np.repeat(np.clip(grey, 0, 1)[..., None], 3, axis=2)
-    if image.mode == "F":
-        return np.repeat(np.clip(np.asarray(image, dtype=np.float32), 0, 1)[..., None], 3, axis=2)
+    if image.mode in DEEP_GREY_MODES:
+        return np.repeat(grey_levels(image)[..., None], 3, axis=2)
     if image.mode in ("LA", "RGBA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -38,8 +40,8 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
 
 
 def working_size(h: int, w: int, size: int) -> tuple[int, int]:
-    """Scale so the shorter side is `size`; never upscale."""
-    scale = min(1.0, size / min(h, w))
+    """Scale so the shorter side is `size` and the longer at most MAX_ASPECT x `size`; never upscale."""
+    scale = min(1.0, size / min(h, w), MAX_ASPECT * size / max(h, w))
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
@@ -108,26 +110,30 @@ class _Pixels:
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
         elif mode == "1":
             image = image.convert("L")
-        elif mode not in ("L", "I", "I;16", "I;16B", "I;16L", "F", "RGB"):
+        elif mode not in ("L", "RGB", *DEEP_GREY_MODES):
             image = image.convert("RGB")  # CMYK, P and the rest: Pillow's conversion
         self.width, self.height = image.size
         self.array = np.asarray(image)  # read-only; strips are copied from it
-        self.levels = {"L": 256, "F": None}.get(image.mode, 65536)  # 16-bit, and 32-bit read as 16
-        if image.mode == "RGB":
-            self.levels = "rgb"
-            if _is_grey(self.array):  # a grey scan saved as RGB: the same L as its grey version
-                self.array, self.levels = self.array[..., 0], 256
+        self.levels = 256 if image.mode == "L" else "rgb"
+        if image.mode in DEEP_GREY_MODES:
+            # Scaled by their range, as to_rgb_array does: 8 or 16 bits of integers by a table,
+            # anything else (floats, stretched 32-bit) by the formula.
+            self.low, self.span = grey_scale(image)
+            whole = image.mode != "F" and self.low == 0 and self.span in (255.0, 65535.0)
+            self.levels = int(self.span) + 1 if whole else None
+        if image.mode == "RGB" and _is_grey(self.array):  # a grey scan saved as RGB: L as its grey version
+            self.array, self.levels = self.array[..., 0], 256
 
     def lightness(self, y0: int, y1: int, device: torch.device) -> torch.Tensor:
         """Normalised L of rows y0:y1, (rows, W) float32 on `device`."""
         strip = self.array[y0:y1]
         if self.levels == "rgb":
             return color.rgb8_lightness(torch.from_numpy(np.array(strip)).to(device))
-        if self.levels is None:  # floats in [0, 1]: the formula, no table
-            v = torch.from_numpy(np.array(strip, np.float32)).to(device).clamp_(0, 1)
+        if self.levels is None:  # levels in [0, 1] by the formula, no table
+            v = (torch.from_numpy(np.array(strip, np.float32)).to(device) - self.low).div_(self.span).clamp_(0, 1)
             return color.luminance_lightness(torch.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92))
-        if self.levels == 65536:  # any byte order, or 32-bit: native 32-bit integers for torch
-            strip = np.clip(strip, 0, 65535).astype(np.int32)
+        if strip.dtype != np.uint8:  # 16-bit in any byte order, or 32-bit: native 32-bit integers for torch
+            strip = strip.astype(np.int32)
         return color.grey_lightness(torch.from_numpy(np.array(strip)).to(device), self.levels)
 
 

@@ -6,7 +6,15 @@ L1-only pre-training epochs before the GAN phase, a class-rebalanced
 cross-entropy over a*b* bins for generators with a bin head (Zhang et al.
 2016), and an exponential moving average of G's weights, which is what gets
 validated and shipped.
+
+Under `torchrun` it trains in several processes (DistributedDataParallel: NCCL
+on GPUs, gloo on CPUs). `--batch-size` stays the global batch: each rank takes
+its share of every batch (DistributedSampler's shard, reshuffled per epoch),
+batch norm sees the global batch, and the run follows the one-process run's
+steps. Rank 0 alone keeps the EMA, validates and writes files. docs/TRAINING.md
+has the commands.
 """
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -18,11 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from . import color, data, metrics
+from .distributed import sync_batchnorm
 from .hints import simulate_hints
 from .models import (AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, add_hint_input, build_generator,
                      count_parameters, init_weights)
@@ -56,6 +67,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # start G from these weights (fine-tuning); arch and config come from the file
     hint_share: float = 0.4  # share of samples trained with simulated colour hints (generators built with hints)
+    minutes: float | None = None  # time budget: stop after the step where it runs out (weights and checkpoint written)
 
 
 def pick_device(name: str) -> torch.device:
@@ -99,8 +111,24 @@ class Trainer:
         """`photos` (N, S, S, 3) uint8 replaces `cfg.data`'s cache, for benchmarks on synthetic data."""
         self.cfg = cfg
         self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.device = pick_device(cfg.device)
+        # One process, or one of several started by torchrun (it sets RANK, LOCAL_RANK, WORLD_SIZE).
+        self.ddp = int(os.environ.get("RANK", -1)) != -1
+        if self.ddp:
+            self.rank, self.local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+            self.world = int(os.environ["WORLD_SIZE"])
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.local_rank)
+                torch.cuda.set_device(self.device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        else:
+            self.rank, self.local_rank, self.world = 0, 0, 1
+        self.master = self.rank == 0  # keeps the EMA, validates, writes every file
+        if cfg.batch_size % self.world:
+            raise ValueError(f"--batch-size {cfg.batch_size} (the global batch) must split evenly over {self.world} processes")
+        if self.master:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.bf16 = use_bf16(cfg.precision, self.device)
         torch.manual_seed(cfg.seed)
         self.rng = torch.Generator().manual_seed(cfg.seed)
@@ -109,11 +137,16 @@ class Trainer:
         if isinstance(cfg.data, str):
             cfg.data = [cfg.data]
         if photos is None:
-            caches = [data.build_cache(folder, cfg.cache_size, cache_dir) for folder in cfg.data]
-            photos = caches[0] if len(caches) == 1 else np.concatenate(caches)
+            # Decoded once per machine (by its first process; the others wait, then map the file).
+            if self.local_rank == 0:
+                photos = data.pooled_cache(cfg.data, cfg.cache_size, cache_dir)
+            if self.ddp:
+                dist.barrier()
+            if self.local_rank != 0:
+                photos = data.pooled_cache(cfg.data, cfg.cache_size, cache_dir)
         self.photos = photos
         self.val_photos = None
-        if cfg.val:
+        if cfg.val and self.master:
             val = data.build_cache(cfg.val, cfg.cache_size, cache_dir)
             # Evenly spread: the folder is sorted by source, and the first N would be one or two sources.
             self.val_photos = val[np.linspace(0, len(val) - 1, min(cfg.val_images, len(val))).astype(int)]
@@ -145,30 +178,57 @@ class Trainer:
         self.samples_seen = 0
         self.train_seconds = 0.0
 
+        # What the step calls: G and D themselves, or under torchrun their DDP wrappers, which
+        # average the gradients over the ranks in backward (and broadcast rank 0's weights now).
+        self.net_G, self.net_D = self.G, self.D
+        if self.ddp:
+            # Batch statistics of the global batch: N processes x B/N then train as 1 x B does.
+            self.G, self.D = sync_batchnorm(self.G, self.device), sync_batchnorm(self.D, self.device)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # No buffer broadcast per forward: synchronised batch norm keeps the running stats equal.
+            self.net_G = DDP(self.G, device_ids=ids, forward_sync_buffers=False)
+            self.net_D = DDP(self.D, device_ids=ids, forward_sync_buffers=False)
+            torch.manual_seed(cfg.seed + self.rank)  # each rank its own dropout; self.rng stays shared
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels
+            for net in (self.G, self.G_ema, self.D):
+                net.to(memory_format=torch.channels_last)
+
     # -- one step --------------------------------------------------------------------------
 
     def gan_loss(self, logits, real: bool):
         return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), float(real)))
 
+    def simulate_hints(self, ab: torch.Tensor) -> torch.Tensor:
+        """Hint maps for this rank's share of the batch. Every rank draws them for the whole
+        global batch (its own photos in their places), so the shared rng stays in step on all
+        ranks and each photo gets the hints it would get in one process."""
+        if self.world == 1:
+            return simulate_hints(ab, self.rng, self.cfg.hint_share)
+        full = torch.zeros(len(ab) * self.world, *ab.shape[1:])
+        full[self.rank::self.world] = ab.cpu()
+        return simulate_hints(full, self.rng, self.cfg.hint_share)[self.rank::self.world]
+
     def step(self, rgb: torch.Tensor, gan: bool) -> dict[str, float]:
+        """One step on this rank's share of the batch; the losses returned are its own."""
         cfg = self.cfg
         L, ab = color.rgb_to_lab(rgb.to(self.device, non_blocking=True))
         hints = None
         if getattr(self.G, "hints", False):
-            hints = simulate_hints(ab, self.rng, cfg.hint_share).to(self.device)
+            hints = self.simulate_hints(ab).to(self.device)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         with autocast:
             if self.has_bins:
-                fake, logits = self.G(L, hints, return_logits=True)
+                fake, logits = self.net_G(L, hints, return_logits=True)
             else:
-                fake, logits = self.G(L), None
+                fake, logits = self.net_G(L), None
         losses = dict.fromkeys(LOSS_COLUMNS, 0.0)
 
         if gan:
             self.opt_D.zero_grad(set_to_none=True)
             with autocast:
-                loss_D_fake = self.gan_loss(self.D(L, fake.detach()), False)
-                loss_D_real = self.gan_loss(self.D(L, ab), True)
+                loss_D_fake = self.gan_loss(self.net_D(L, fake.detach()), False)
+                loss_D_real = self.gan_loss(self.net_D(L, ab), True)
                 loss_D = 0.5 * (loss_D_fake + loss_D_real)
             loss_D.backward()
             self.opt_D.step()
@@ -177,8 +237,10 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         loss_G = torch.zeros((), device=self.device)
         if gan:
-            with autocast:
-                loss_G_GAN = cfg.gan_weight * self.gan_loss(self.D(L, fake), True)
+            # The gradients this leaves in D are thrown away before D's next step: don't average them.
+            skip_D_sync = self.net_D.no_sync() if self.ddp else contextlib.nullcontext()
+            with autocast, skip_D_sync:
+                loss_G_GAN = cfg.gan_weight * self.gan_loss(self.net_D(L, fake), True)
             loss_G = loss_G + loss_G_GAN
             losses["loss_G_GAN"] = loss_G_GAN.item()
         if cfg.l1_weight:
@@ -189,13 +251,18 @@ class Trainer:
             target = ab_to_bin(F.adaptive_avg_pool2d(ab, logits.shape[-2:]))
             ce = F.cross_entropy(logits.float(), target, ignore_index=-1, reduction="none")
             weights = self.bin_weights[target.clamp_min(0)] * (target >= 0)
-            loss_G_CE = cfg.ce_weight * (ce * weights).sum() / weights.sum().clamp_min(1)
+            total = weights.sum()
+            if self.ddp:  # the global batch's mean weight: DDP's mean over ranks is then the global loss
+                dist.all_reduce(total)
+                total = total / self.world
+            loss_G_CE = cfg.ce_weight * (ce * weights).sum() / total.clamp_min(1)
             loss_G = loss_G + loss_G_CE
             losses["loss_G_CE"] = loss_G_CE.item()
         loss_G.backward()
         self.opt_G.step()
         losses["loss_G"] = loss_G.item()
-        self.update_ema()
+        if self.master:
+            self.update_ema()
         return losses
 
     @torch.no_grad()
@@ -242,14 +309,20 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def state(self) -> dict:
-        return {
+        state = {
             "config": dataclasses.asdict(self.cfg), "epoch": self.epoch, "history": self.history,
             "samples_seen": self.samples_seen, "train_seconds": self.train_seconds,
             "G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and not self.ddp else None,
         }
+        if self.ddp:  # every rank's own dropout streams (a collective: all ranks call state())
+            mine = {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+            state["rank_rngs"] = [None] * self.world
+            dist.all_gather_object(state["rank_rngs"], mine)
+        return state
 
     def load_state(self, state: dict):
         for name in ("G", "G_ema", "D", "opt_G", "opt_D"):
@@ -257,14 +330,24 @@ class Trainer:
         self.epoch, self.history = state["epoch"], state["history"]
         self.samples_seen, self.train_seconds = state["samples_seen"], state["train_seconds"]
         self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        rank_rngs = state.get("rank_rngs") or []
+        if self.ddp and len(rank_rngs) == self.world:  # saved by as many ranks: each takes its own
+            torch.set_rng_state(rank_rngs[self.rank]["torch"])
+            if rank_rngs[self.rank]["cuda"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rank_rngs[self.rank]["cuda"], self.device)
+        else:
+            torch.set_rng_state(state["torch_rng"])
+            if state["cuda_rng"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
+        """Every rank calls it; rank 0 writes."""
+        state = self.state()
+        if not self.master:
+            return None
         path = self.out / "checkpoint.pt"
         tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
+        torch.save(state, tmp)
         tmp.replace(path)
         return path
 
@@ -283,30 +366,51 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def time_is_up(self, deadline: float | None) -> bool:
+        """Whether the --minutes budget is spent; rank 0's clock decides for every rank, so all stop
+        after the same step."""
+        if deadline is None:
+            return False
+        up = torch.tensor([float(time.monotonic() > deadline)], device=self.device)
+        if self.ddp:
+            dist.broadcast(up, 0)
+        return bool(up.item())
+
     def fit(self):
         cfg = self.cfg
-        print(f"G {cfg.arch} {count_parameters(self.G) / 1e6:.2f}M params, D {count_parameters(self.D) / 1e6:.2f}M, "
-              f"{len(self.photos)} train photos, device {self.device}, bf16 {self.bf16}")
+        say = print if self.master else (lambda *args, **kwargs: None)
+        say(f"G {cfg.arch} {count_parameters(self.G) / 1e6:.2f}M params, D {count_parameters(self.D) / 1e6:.2f}M, "
+            f"{len(self.photos)} train photos, device {self.device}, bf16 {self.bf16}, "
+            f"{self.world} process{'es' if self.world > 1 else ''}, batch {cfg.batch_size}")
         if self.val_photos is not None:
             grey = self.validate(grey=True)
-            print("no-colour baseline on val:", json.dumps({k: round(grey[k], 4) for k in metrics.COLUMNS}))
+            say("no-colour baseline on val:", json.dumps({k: round(grey[k], 4) for k in metrics.COLUMNS}))
         log_path = self.out / "losses.csv"
         columns = ["epoch", "phase", *LOSS_COLUMNS, *(f"val_{k}" for k in metrics.COLUMNS), "images_per_s", "minutes"]
-        while self.epoch < cfg.epochs:
+        deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else None
+        out_of_time = False
+        while self.epoch < cfg.epochs and not out_of_time:
             gan = cfg.gan_weight > 0 and self.epoch >= cfg.pretrain_epochs
-            self.G.train()
-            self.D.train()
+            self.net_G.train()
+            self.net_D.train()
             sums = dict.fromkeys(LOSS_COLUMNS, 0.0)
             steps, t0 = 0, time.perf_counter()
-            batches = data.random_batches(self.photos, cfg.batch_size, cfg.size, self.rng)
+            batches = data.random_batches(self.photos, cfg.batch_size, cfg.size, self.rng, self.rank, self.world)
             bar = tqdm(batches, total=len(self.photos) // cfg.batch_size, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                       unit="step", mininterval=5)
+                       unit="step", mininterval=5, disable=not self.master)
             for rgb in bar:
                 for k, v in self.step(rgb, gan).items():
                     sums[k] += v
                 steps += 1
                 bar.set_postfix(G=f"{sums['loss_G'] / steps:.3f}", refresh=False)
+                if self.time_is_up(deadline):  # this epoch ends here, and the run with it
+                    out_of_time = True
+                    break
             seconds = time.perf_counter() - t0
+            if self.ddp:  # each rank's mean over an equal share: their mean is the global batch's
+                total = torch.tensor([sums[k] for k in LOSS_COLUMNS], dtype=torch.float64, device=self.device)
+                dist.all_reduce(total)
+                sums = dict(zip(LOSS_COLUMNS, (total / self.world).tolist()))
             self.epoch += 1
             self.samples_seen += steps * cfg.batch_size
             self.train_seconds += seconds
@@ -317,25 +421,30 @@ class Trainer:
                    "images_per_s": round(steps * cfg.batch_size / seconds, 1),
                    "minutes": round(self.train_seconds / 60, 1)}
             self.history.append(row)
-            print(json.dumps(row), flush=True)
-            new = not log_path.exists()
-            with open(log_path, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
-            self.save_samples(self.out / f"samples_epoch{self.epoch:03d}.png")
-            self.save_weights(val)
+            say(json.dumps(row), flush=True)
+            if out_of_time:
+                say(f"--minutes {cfg.minutes} spent: epoch {self.epoch} stopped after {steps} of "
+                    f"{len(self.photos) // cfg.batch_size} steps; writing weights and checkpoint", flush=True)
+            if self.master:
+                new = not log_path.exists()
+                with open(log_path, "a", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=columns)
+                    if new:
+                        writer.writeheader()
+                    writer.writerow(row)
+                self.save_samples(self.out / f"samples_epoch{self.epoch:03d}.png")
+                self.save_weights(val)
             self.save_checkpoint()
         return self.history
 
 
 def train(cfg: TrainConfig, resume: str | None = None) -> Trainer:
     """Train from scratch, or continue a checkpoint exactly where it stopped
-    (its settings, with `cfg.epochs` allowed to extend the run)."""
+    (its settings, with `cfg.epochs` allowed to extend the run and `cfg.minutes` a new budget)."""
     if resume:
         state = torch.load(resume, map_location="cpu", weights_only=False)
-        saved = TrainConfig(**{**state["config"], "epochs": cfg.epochs, "out": cfg.out, "device": cfg.device})
+        saved = TrainConfig(**{**state["config"], "epochs": cfg.epochs, "out": cfg.out, "device": cfg.device,
+                               "minutes": cfg.minutes})
         trainer = Trainer(saved)
         trainer.load_state(state)
     else:

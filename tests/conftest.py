@@ -2,6 +2,7 @@
 
 import os
 import socket
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -47,6 +48,12 @@ def _unreachable(name, host, port):
     except OSError as exc:
         return f"{name} at {host}:{port} is unreachable ({exc})"
     return None
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings):
+    """Throttles and rate limits count from zero in each test: its cache keys get a prefix of their own."""
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "KEY_PREFIX": uuid.uuid4().hex}}
 
 
 @pytest.fixture

@@ -3,6 +3,10 @@
 Every value can be set from the environment (django-environ); the embedded defaults give a
 working development setup with no servers at all: SQLite, media files and a filesystem Celery
 broker, all under var/. A production settings module imports this one and tightens it.
+
+DEBUG and SECRET_KEY are left to the environment's own module: dev.py (`make run`, manage.py)
+turns debugging on with a public key, production.py requires a key. This module alone runs
+with neither (Django's defaults: DEBUG off, no key, so nothing can be signed).
 """
 
 from pathlib import Path
@@ -16,8 +20,10 @@ env = environ.Env()
 # Runtime state (database, media, broker messages) stays out of the source tree proper.
 VAR_DIR = Path(env("COLORIZER_VAR_DIR", default=str(BASE_DIR / "var")))
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-development-key-do-not-deploy")
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Known to everyone (it is in this file and in .env.example): dev.py uses the first, and a
+# process that does not debug refuses both.
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-deploy"
+KNOWN_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "replace-with-50-random-characters-from-secrets-token-urlsafe"}
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -34,6 +40,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz and /readyz for probes, before host checks, HTTPS redirect and login.
     "colorizer_site.health.HealthCheckMiddleware",
+    # Oversized bodies refused from Content-Length, before CsrfViewMiddleware reads any.
+    "gallery.request_size.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,6 +92,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+# Seconds a /readyz answer is reused (colorizer_site.health): probes come every few seconds
+# from each load balancer node, and each answer queries the database, broker and bucket.
+READYZ_CACHE_SECONDS = env.int("COLORIZER_READYZ_CACHE_SECONDS", default=5)
+
 # --- Storage -----------------------------------------------------------------------------
 # Photos are private, so no MEDIA_URL: files are only ever streamed by views that check the
 # owner. With S3 any URL the backend does produce (admin, scripts) is signed and short-lived.
@@ -116,6 +128,11 @@ STORAGES = {
 # --- Colorization ------------------------------------------------------------------------
 COLORIZER_MAX_UPLOAD_BYTES = env.int("COLORIZER_MAX_UPLOAD_BYTES", default=25 * 1000 * 1000)
 COLORIZER_MAX_PIXELS = env.int("COLORIZER_MAX_PIXELS", default=50 * 1000 * 1000)
+# Files one request may carry: the upload form without its script sends its files together (the
+# script and the API send one per request). The request's size is capped to match
+# (gallery.request_size).
+COLORIZER_MAX_UPLOAD_FILES = env.int("COLORIZER_MAX_UPLOAD_FILES", default=10)
+DATA_UPLOAD_MAX_NUMBER_FILES = COLORIZER_MAX_UPLOAD_FILES
 # None means the weights shipped with mlcore (mlcore.weights.DEFAULT_WEIGHTS); resolved when
 # the worker loads the model so that the web process never imports torch.
 COLORIZER_WEIGHTS = env("COLORIZER_WEIGHTS", default=None)
@@ -125,16 +142,45 @@ COLORIZER_SIZE = env.int("COLORIZER_SIZE", default=None)
 # A job is given up (state failed) once it has been started this many times: that bounds both
 # retries of transient errors and an image that keeps killing its worker.
 COLORIZER_JOB_MAX_ATTEMPTS = env.int("COLORIZER_JOB_MAX_ATTEMPTS", default=3)
+# Shapes no photo has: refused at upload (and by the worker, for files stored before), since a
+# sliver of an image decodes small but colorizes huge.
+COLORIZER_MIN_SIDE = env.int("COLORIZER_MIN_SIDE", default=16)
+COLORIZER_MAX_ASPECT_RATIO = env.float("COLORIZER_MAX_ASPECT_RATIO", default=30)
+# Memory (MiB) one job may use beyond the loaded model; larger photos are refused at upload with
+# "too large to colorize here" (gallery.services.estimated_peak_mb). The default admits the
+# largest photo COLORIZER_MAX_PIXELS allows.
+COLORIZER_WORKER_MEMORY_MB = env.int("COLORIZER_WORKER_MEMORY_MB", default=4096)
+# A running job's lease (seconds): its worker renews it every quarter of this; once it runs out
+# the worker is taken for dead and the sweeper queues the job again.
+COLORIZER_JOB_LEASE_SECONDS = env.int("COLORIZER_JOB_LEASE_SECONDS", default=60)
+# How often beat runs the sweeper (gallery.tasks.sweep_jobs), and after how long a queued job
+# whose message is not in the (empty) queue is sent again.
+COLORIZER_SWEEP_INTERVAL = env.float("COLORIZER_SWEEP_INTERVAL", default=30)
+COLORIZER_JOB_RESEND_AFTER = env.int("COLORIZER_JOB_RESEND_AFTER", default=900)
 
 # --- Celery ------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
+# Seconds to connect to Redis, and to wait for any answer: a Redis that does not answer (as
+# opposed to a closed port) must fail publishing, throttles and /readyz quickly, not hang them.
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=2)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("COLORIZER_JOB_SOFT_TIME_LIMIT", default=540)
 CELERY_TASK_TIME_LIMIT = env.int("COLORIZER_JOB_TIME_LIMIT", default=600)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # An unacknowledged message comes back after this long (worker killed outright): it must
     # outlast the longest legitimate run or a running job would be delivered twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT}
+    # Job leases (COLORIZER_JOB_LEASE_SECONDS) recover a dead worker's job much sooner; this is
+    # the backstop.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "socket_timeout": REDIS_TIMEOUT,
+    }
+    # Connecting (kombu retries within this many seconds) gets no more time than one try.
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+    # Results are not stored (below); should a Redis result backend ever be named, it gets the same bounds.
+    CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
+    CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
 else:
     # No server needed: messages are files under var/broker (one machine only).
     BROKER_DIR = VAR_DIR / "broker"
@@ -164,31 +210,52 @@ CELERY_WORKER_CONCURRENCY = env.int("COLORIZER_WORKER_CONCURRENCY", default=None
 # torch threads in each of those processes; by default the worker shares its cores out among
 # them (processes x threads = cores; gallery.tasks.torch_threads).
 COLORIZER_TORCH_THREADS = env.int("COLORIZER_TORCH_THREADS", default=None)
+# Pool processes are replaced after this many jobs, and after any job that leaves them holding
+# more than this much memory (a large photo's buffers are not all given back to the system).
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("COLORIZER_WORKER_MAX_TASKS_PER_CHILD", default=200)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("COLORIZER_WORKER_MAX_MEMORY_PER_CHILD_MB", default=2048) * 1024  # KiB
 # Colorizing has a queue of its own, so GPU workers can take only that (`-Q colorize`) while
 # CPU workers take everything. A worker started without -Q consumes both queues.
 CELERY_TASK_QUEUES = [Queue("celery"), Queue("colorize")]
 CELERY_TASK_ROUTES = {"gallery.tasks.colorize": {"queue": "colorize"}}
-# Safety net for messages a broker cannot give back (the filesystem broker loses a message
-# whose worker was killed outright): jobs still "running" long after the hard time limit.
+# The sweeper: sends jobs the broker never got (it was down), and queues again running jobs
+# whose lease ran out (their worker died). See gallery.services.sweep_jobs.
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-jobs": {"task": "gallery.tasks.requeue_stale_jobs", "schedule": 300.0},
+    # A sweep not run before the next is due is dropped (workers away: no backlog of sweeps).
+    "sweep-jobs": {"task": "gallery.tasks.sweep_jobs", "schedule": COLORIZER_SWEEP_INTERVAL,
+                   "options": {"expires": COLORIZER_SWEEP_INTERVAL}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Abuse limits (gallery.ratelimits) ----------------------------------------------------
+# How many proxies (load balancer, reverse proxy) stand between clients and the app, each adding
+# to X-Forwarded-For: every limit per client address takes the address the outermost one saw.
+# 0 ignores the header (a client could write anything there); more than there really are lets
+# clients pick their own address.
+TRUSTED_PROXIES = env.int("DJANGO_TRUSTED_PROXIES", default=0)
+# Failed log-ins (web, admin, API token) within a window, per client address and per account,
+# before further tries wait for the window to end.
+COLORIZER_LOGIN_FAILURES_PER_ADDRESS = env.int("COLORIZER_LOGIN_FAILURES_PER_ADDRESS", default=20)
+COLORIZER_LOGIN_FAILURES_PER_ACCOUNT = env.int("COLORIZER_LOGIN_FAILURES_PER_ACCOUNT", default=10)
+COLORIZER_LOGIN_LOCKOUT_MINUTES = env.int("COLORIZER_LOGIN_LOCKOUT_MINUTES", default=15)
+COLORIZER_SIGNUPS_PER_HOUR = env.int("COLORIZER_SIGNUPS_PER_HOUR", default=10)
 
 # --- REST API (gallery.api) ---------------------------------------------------------------
 INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular", "drf_spectacular_sidecar"]
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "gallery.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "gallery.api.pagination.PhotoPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "gallery.api.schema.ApiSchema",  # every operation with its error statuses
     "EXCEPTION_HANDLER": "gallery.api.exceptions.api_exception_handler",
+    # The throttles use gallery.ratelimits.client_address; this makes DRF's own agree with it.
+    "NUM_PROXIES": TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "uploads_per_minute": f"{env.int('COLORIZER_API_UPLOADS_PER_MINUTE', default=60)}/minute",
         "uploads_per_day": f"{env.int('COLORIZER_API_UPLOADS_PER_DAY', default=2000)}/day",
@@ -208,6 +275,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
-# Throttle counters must be shared by every web process: in Redis when there is one.
+# API tokens stop working this many days after they were made (a new one comes from the token
+# endpoint or the profile page); None: they last until reset. A password change always resets it.
+COLORIZER_API_TOKEN_DAYS = env.int("COLORIZER_API_TOKEN_DAYS", default=None)
+# Throttle and rate-limit counters must be shared by every web process: in Redis when there is one.
+# While Redis is away the cache answers "nothing stored" (throttles let requests through) and logs it,
+# rather than failing requests (colorizer_site.cache).
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "colorizer_site.cache.ForgivingRedisCache",
+            "LOCATION": REDIS_URL,
+            # Half the broker's: an upload waits on both when Redis does not answer.
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT / 2, "socket_timeout": REDIS_TIMEOUT / 2},
+        }
+    }

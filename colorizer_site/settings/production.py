@@ -9,12 +9,15 @@ Passes `manage.py check --deploy` without a warning.
 import logging
 
 from botocore.config import Config
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import MIDDLEWARE, STORAGES, env
+from .base import KNOWN_SECRET_KEYS, MIDDLEWARE, STORAGES, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
+if SECRET_KEY in KNOWN_SECRET_KEYS:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is a published example: set it to a secret of your own")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # Web containers, workers and beat run on several machines: they share PostgreSQL, Redis and
@@ -27,8 +30,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 env("REDIS_URL")
 env("AWS_STORAGE_BUCKET_NAME")
-# Same for the bucket; standard retries still ride out a brief hiccup.
-STORAGES["default"]["OPTIONS"]["client_config"] = Config(connect_timeout=5, retries={"mode": "standard"})
+# Same for the bucket (and a storage that stops answering mid-transfer); standard retries
+# still ride out a brief hiccup.
+STORAGES["default"]["OPTIONS"]["client_config"] = Config(
+    connect_timeout=5, read_timeout=30, retries={"mode": "standard"}
+)
 
 # --- HTTPS -------------------------------------------------------------------------------
 # TLS ends at the load balancer, which must set X-Forwarded-Proto (and overwrite any value a

@@ -1,4 +1,4 @@
-"""The test suite's settings: base.py unchanged but for what keeps a run apart and fast."""
+"""The test suite's settings: dev.py unchanged but for what keeps a run apart and fast."""
 
 import atexit
 import os
@@ -14,10 +14,10 @@ if _RUN_DIR is None:
     _RUN_DIR = os.environ["COLORIZER_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="colorizer_tests_")
     atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
 _RUN = os.path.basename(_RUN_DIR)
-# base.py puts every runtime path under this folder.
+# base.py (through dev.py) puts every runtime path under this folder.
 os.environ["COLORIZER_VAR_DIR"] = _RUN_DIR
 
-from .base import *  # noqa: E402,F403
+from .dev import *  # noqa: E402,F403
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not SQLite's in-memory database, so that other threads and processes see the data.

@@ -4,6 +4,7 @@
 (the errors of each field of an invalid request, the seconds to wait when throttled).
 """
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import status
@@ -21,6 +22,14 @@ class InvalidUpload(APIException):
     default_code = "invalid_upload"
 
 
+class RequestTooLarge(APIException):
+    """Django's limits on form fields (DATA_UPLOAD_MAX_*), which it would answer with an HTML 400."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request has too many or too large form fields."
+    default_code = "request_too_large"
+
+
 class NotColorized(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This photo has not been colorized yet."
@@ -30,6 +39,8 @@ class NotColorized(APIException):
 def api_exception_handler(exc, context):
     if isinstance(exc, UploadRejected):
         exc = InvalidUpload(exc.message, exc.code)
+    elif isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+        exc = RequestTooLarge()
     # DRF's handler picks the status and headers (WWW-Authenticate, Retry-After) and turns
     # Django's Http404 and PermissionDenied into its own; only the body is reshaped here.
     response = exception_handler(exc, context)

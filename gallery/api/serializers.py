@@ -3,6 +3,7 @@ import uuid
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.reverse import reverse
 
 from gallery.models import ColorizationJob, Photo
@@ -47,13 +48,14 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "url", "photo", "photo_url", "state", "error", "result_url", "model_version", "attempts",
             "queued_at", "started_at", "finished_at",
         ]
+        read_only_fields = fields  # an answer only: every field is always sent
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, job):
         # While a job is retried its last error is kept for the record, but it has not failed.
         return job.error if job.state == ColorizationJob.State.FAILED else None
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_result_url(self, job):
         if job.state != ColorizationJob.State.SUCCEEDED:
             return None
@@ -75,8 +77,9 @@ class PhotoSerializer(serializers.ModelSerializer):
             "id", "url", "filename", "format", "width", "height", "byte_size", "sha256", "created", "job",
             "original_url", "result_url",
         ]
+        read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_result_url(self, photo):
         if photo.latest_result_job is None:
             return None
@@ -88,8 +91,19 @@ class UploadSerializer(serializers.Serializer):
     image = serializers.FileField(allow_empty_file=True, help_text="JPEG, PNG, WebP, TIFF, BMP or GIF.")
 
 
+class QueryChoiceField(serializers.ChoiceField):
+    """A choice in a query string, where an empty value (`?state=`) is refused like any other.
+
+    DRF takes an empty value of an optional field for no value at all: `?state=` would list
+    every photo although "" is not one of the choices the schema lists.
+    """
+
+    def get_value(self, dictionary):
+        return dictionary.get(self.field_name, empty)
+
+
 class PhotoFilterSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(
+    state = QueryChoiceField(
         ColorizationJob.State.values, required=False, help_text="Only photos whose newest job is in this state."
     )
 

@@ -15,19 +15,20 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, Throttled
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gallery import services
+from gallery import ratelimits, services
+from gallery.request_size import accepts_uploads
 from gallery.views import CONTENT_TYPES, result_filename
 
 from .exceptions import NotColorized
 from .negotiation import ImageDownloadNegotiation
-from .schema import LOCATION, RETRY_AFTER, errors
+from .schema import LOCATION, errors
 from .serializers import JobSerializer, PhotoFilterSerializer, PhotoSerializer, TokenSerializer, UploadSerializer
-from .throttling import TokenAttempts, UploadsPerDay, UploadsPerMinute
+from .throttling import UPLOAD_THROTTLES, TokenAttempts
 
 # The API authenticates each request itself (token or session) and answers 401, where the web
 # app's LoginRequiredMiddleware would redirect to the log-in page.
@@ -35,12 +36,22 @@ no_login_redirect = method_decorator(login_not_required, name="dispatch")
 
 
 @no_login_redirect
-@extend_schema(tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer, **errors(400)})
+@extend_schema(tags=["auth"], request=AuthTokenSerializer, responses={200: TokenSerializer})
 class ObtainToken(ObtainAuthToken):
     """Your API token for your username and password (created on first use, reset on your profile page)."""
 
     authentication_classes = []  # the credentials are in the body
     throttle_classes = [TokenAttempts]
+
+    def post(self, request, *args, **kwargs):
+        username = request.data.get("username", "") if hasattr(request.data, "get") else ""
+        # The same count of failures as the web and admin log-ins: guesses add up across all three.
+        if wait := ratelimits.login_wait(request, username):
+            raise Throttled(wait, "Too many failed log-ins for this account or from your network.")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ratelimits.forget_failed_logins(username)
+        return Response({"token": services.api_token_of(serializer.validated_data["user"]).key})
 
 
 class OwnPhotos:
@@ -49,18 +60,19 @@ class OwnPhotos:
 
 
 @no_login_redirect
+@method_decorator(accepts_uploads(1), name="dispatch")
 @extend_schema_view(
     get=extend_schema(
         summary="Your photos, newest first",
         parameters=[PhotoFilterSerializer],
-        responses={200: PhotoSerializer(many=True), **errors(400, 401, 404)},
+        responses={200: PhotoSerializer(many=True)},
     ),
     post=extend_schema(
         summary="Upload a photo; it is queued to be colorized",
         description="The same validation as the upload page. `Location` points at the job.",
         request={"multipart/form-data": UploadSerializer},
-        parameters=[LOCATION, RETRY_AFTER],
-        responses={202: PhotoSerializer, **errors(400, 401, 403, 415, 429)},
+        parameters=[LOCATION],
+        responses={202: PhotoSerializer},
     ),
 )
 class PhotoList(generics.ListAPIView):
@@ -73,7 +85,7 @@ class PhotoList(generics.ListAPIView):
         return services.photos_of(self.request.user, **filters.validated_data)
 
     def get_throttles(self):
-        return [UploadsPerMinute(), UploadsPerDay()] if self.request.method == "POST" else []
+        return [throttle() for throttle in UPLOAD_THROTTLES] if self.request.method == "POST" else []
 
     def post(self, request):
         upload = UploadSerializer(data=request.data)
@@ -85,9 +97,9 @@ class PhotoList(generics.ListAPIView):
 
 @no_login_redirect
 @extend_schema_view(
-    get=extend_schema(summary="One of your photos", responses={200: PhotoSerializer, **errors(401, 404)}),
+    get=extend_schema(summary="One of your photos", responses={200: PhotoSerializer}),
     delete=extend_schema(
-        summary="Delete a photo, its jobs and every stored file", responses={204: None, **errors(401, 403, 404)}
+        summary="Delete a photo, its jobs and every stored file", responses={204: None}
     ),
 )
 class PhotoDetail(OwnPhotos, generics.RetrieveDestroyAPIView):
@@ -106,7 +118,7 @@ class PhotoColorize(OwnPhotos, generics.GenericAPIView):
         description="Answers the job already queued or running, if there is one. `Location` points at the job.",
         request=None,
         parameters=[LOCATION],
-        responses={202: JobSerializer, **errors(401, 403, 404)},
+        responses={202: JobSerializer},
     )
     def post(self, request, pk):
         job = services.colorize_photo(self.get_object())
@@ -125,7 +137,7 @@ class PhotoOriginal(OwnPhotos, generics.GenericAPIView):
 
     @extend_schema(
         summary="The original, exactly as uploaded",
-        responses={(200, "image/*"): OpenApiTypes.BINARY, **errors(401, 404)},
+        responses={(200, "image/*"): OpenApiTypes.BINARY},
     )
     def get(self, request, pk):
         photo = self.get_object()
@@ -138,7 +150,7 @@ class PhotoResult(OwnPhotos, generics.GenericAPIView):
 
     @extend_schema(
         summary="The newest colorized version (PNG, the original's full resolution)",
-        responses={(200, "image/png"): OpenApiTypes.BINARY, **errors(401, 404, 409)},
+        responses={(200, "image/png"): OpenApiTypes.BINARY, **errors(409)},
     )
     def get(self, request, pk):
         photo = self.get_object()
@@ -167,12 +179,11 @@ class JobDetail(generics.RetrieveAPIView):
             OpenApiParameter(
                 "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description="The ETag of your last copy."
             ),
-            OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304]),
+            OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304], required=True),
         ],
         responses={
             200: JobSerializer,
             304: OpenApiResponse(description="Unchanged since the ETag given in If-None-Match."),
-            **errors(401, 404),
         },
     )
     def get(self, request, pk):

@@ -1,5 +1,3 @@
-import uuid
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
@@ -12,12 +10,6 @@ from web.helpers import image_bytes
 @pytest.fixture(autouse=True)
 def _own_media(media):
     """Every API test stores its files in a folder of its own (see `media`)."""
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles(settings):
-    """Upload counts start from zero in each test: its cache keys get a prefix of their own."""
-    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "KEY_PREFIX": uuid.uuid4().hex}}
 
 
 def client_of(user):

@@ -54,3 +54,24 @@ def test_a_bug_is_a_json_500_for_the_api_and_the_usual_page_elsewhere(as_alice, 
     client.raise_request_exception = False
     page = client.get("/")
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+
+
+def test_too_many_or_too_large_form_fields_are_a_json_413(as_alice, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    expected = {"error": {"code": "request_too_large", "detail": None,
+                          "message": "The request has too many or too large form fields."}}
+
+    for form in ({f"note{i}": "x" for i in range(10)}, {"note": "x" * 2000}):
+        response = as_alice.post("/api/v1/photos/", form)  # multipart
+
+        assert response.status_code == 413
+        assert response.json() == expected
+
+
+def test_an_answer_the_client_does_not_accept_is_a_json_406(as_alice):
+    response = as_alice.get("/api/v1/photos/", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 406
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_acceptable"

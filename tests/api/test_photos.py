@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from gallery import services
+from gallery.api.pagination import PhotoPagination
 from gallery.models import ColorizationJob, Photo
 from web.helpers import image_bytes, stored_files
 
@@ -144,13 +145,35 @@ def test_the_list_filters_by_the_state_of_the_newest_job(as_alice, alice, colori
     assert filenames("succeeded") == []
 
 
-def test_an_unknown_state_filter_is_refused(as_alice):
-    response = as_alice.get("/api/v1/photos/?state=done")
+@pytest.mark.parametrize("state", ["done", ""])
+def test_an_unknown_or_empty_state_filter_is_refused(as_alice, state):
+    response = as_alice.get(f"/api/v1/photos/?state={state}")
 
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid"
-    assert error["message"] == 'state: "done" is not a valid choice.'
+    assert error["message"] == f'state: "{state}" is not a valid choice.'
+
+
+@pytest.mark.parametrize("query", ["page=0", "page=", "page=last", "page_size=0", "page_size=two", "page_size="])
+def test_page_and_page_size_must_be_positive_integers(as_alice, alice, query):
+    make_photos(alice, 1)
+
+    response = as_alice.get(f"/api/v1/photos/?{query}")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert list(error["detail"]) == [query.split("=")[0]]
+
+
+def test_a_page_size_over_the_maximum_gives_the_maximum(as_alice, alice, monkeypatch):
+    monkeypatch.setattr(PhotoPagination, "max_page_size", 2)
+    make_photos(alice, 3)
+
+    response = as_alice.get("/api/v1/photos/?page_size=1000")
+
+    assert response.status_code == 200 and len(response.json()["results"]) == 2
 
 
 def test_a_page_past_the_end_is_not_found(as_alice, alice):

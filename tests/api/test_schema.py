@@ -49,16 +49,47 @@ def test_every_operation_documents_its_errors(schema):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             responses = operation["responses"]
-            expected = {"400"} if path == "/api/v1/auth/token/" else {"401"}
+            expected = {"400", "406", "413", "415", "429"} if path == "/api/v1/auth/token/" else {"401"}
             if "{id}" in path:
                 expected.add("404")
             if method in ("post", "delete") and path != "/api/v1/auth/token/":
                 expected.add("403")  # CSRF, for the browser session
+            if not path.endswith(("/original", "/result")):  # those answer whatever Accept asks for
+                expected.add("406")
             assert expected <= set(responses), (method, path)
             for status, response in responses.items():
                 if status.startswith("4"):
                     content = response["content"]["application/json"]["schema"]
                     assert content == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+            if "401" in responses:
+                assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+            if "429" in responses:
+                assert responses["429"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_the_error_statuses_follow_from_each_view(schema):
+    paths = schema["paths"]
+    assert set(paths["/api/v1/photos/"]["get"]["responses"]) == {"200", "400", "401", "404", "406"}
+    assert set(paths["/api/v1/photos/{id}/"]["get"]["responses"]) == {"200", "401", "404", "406"}
+    assert set(paths["/api/v1/photos/{id}/result"]["get"]["responses"]) == {"200", "401", "404", "409"}
+    assert set(paths["/api/v1/photos/{id}/"]["delete"]["responses"]) == {"204", "401", "403", "404", "406"}
+
+
+def test_answers_declare_every_field_they_send_and_which_may_be_null(schema):
+    schemas = schema["components"]["schemas"]
+    for name in ("Job", "Photo"):
+        assert set(schemas[name]["required"]) == set(schemas[name]["properties"]), name
+    nullable = {
+        name: {field for field, spec in schemas[name]["properties"].items() if spec.get("nullable")}
+        for name in ("Job", "Photo")
+    }
+    assert nullable == {"Job": {"error", "result_url", "started_at", "finished_at"}, "Photo": {"result_url"}}
+
+
+def test_the_state_filter_and_pages_are_validated_as_documented(schema):
+    parameters = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/photos/"]["get"]["parameters"]}
+    assert parameters["state"]["enum"] == ["queued", "running", "succeeded", "failed"]
+    assert parameters["page"]["minimum"] == parameters["page_size"]["minimum"] == 1
 
 
 def test_uploads_are_documented_as_multipart_files_with_their_limits(schema):
@@ -66,7 +97,7 @@ def test_uploads_are_documented_as_multipart_files_with_their_limits(schema):
     form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form == {"$ref": "#/components/schemas/UploadRequest"}
     assert schema["components"]["schemas"]["UploadRequest"]["properties"]["image"]["format"] == "binary"
-    assert {"202", "400", "415", "429"} <= set(upload["responses"])
+    assert {"202", "400", "413", "415", "429"} <= set(upload["responses"])
     assert "Retry-After" in upload["responses"]["429"]["headers"]
     assert "Location" in upload["responses"]["202"]["headers"]
 

@@ -66,3 +66,44 @@ def test_password_guesses_for_a_token_are_limited_per_address(anonymous, alice, 
     refused = anonymous.post("/api/v1/auth/token/", {"username": "alice", "password": "correct horse battery"})
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
     assert refused.json()["error"]["code"] == "throttled"
+
+
+def token_attempts(settings, rate):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "token_attempts": rate},
+    }
+
+
+def guess(client, forwarded_for, remote_addr="10.0.0.2"):
+    return client.post("/api/v1/auth/token/", {"username": "alice", "password": "guess"},
+                       HTTP_X_FORWARDED_FOR=forwarded_for, REMOTE_ADDR=remote_addr).status_code
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_limit_without_proxies(anonymous, alice, settings):
+    token_attempts(settings, "3/minute")
+    settings.TRUSTED_PROXIES = 0
+
+    codes = [guess(anonymous, f"198.51.100.{i}") for i in range(4)]
+
+    assert codes == [400, 400, 400, 429]
+
+
+def test_behind_a_proxy_the_address_it_saw_is_counted_not_what_the_client_wrote(anonymous, alice, settings):
+    token_attempts(settings, "3/minute")
+    settings.TRUSTED_PROXIES = 1
+    # The proxy appends the address it was connected from; the client wrote the rest.
+
+    codes = [guess(anonymous, f"198.51.100.{i}, 203.0.113.7") for i in range(4)]
+
+    assert codes == [400, 400, 400, 429]
+    assert guess(anonymous, "198.51.100.1, 203.0.113.8") == 400  # another client behind the same proxy
+
+
+def test_ipv6_clients_are_counted_by_their_network(anonymous, alice, settings):
+    token_attempts(settings, "2/minute")
+
+    codes = [guess(anonymous, "", remote_addr=f"2001:db8:1:2::{i:x}") for i in range(1, 4)]
+
+    assert codes == [400, 400, 429]
+    assert guess(anonymous, "", remote_addr="2001:db8:1:3::1") == 400

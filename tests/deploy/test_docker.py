@@ -95,6 +95,19 @@ def test_web_runs_gunicorn_with_its_config(services):
     assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
 
 
+def test_only_the_proxy_on_the_host_reaches_the_app(services):
+    [port] = services["web"]["ports"]
+    # Either syntax, whichever the Compose version writes.
+    if isinstance(port, str):
+        assert port.removesuffix("/tcp") == "127.0.0.1:8000:8000"
+    else:
+        assert (port["host_ip"], str(port["published"]), int(port["target"])) == ("127.0.0.1", "8000", 8000)
+    for name in set(services) - {"web"}:
+        assert not services[name].get("ports"), name
+    # Behind that one proxy, the address it saw is the client's.
+    assert example_settings()["DJANGO_TRUSTED_PROXIES"] == "1"
+
+
 def test_cpu_workers_take_every_queue_and_gpu_workers_only_colorizing(services):
     cpu, gpu = services["worker"], services["worker-gpu"]
 

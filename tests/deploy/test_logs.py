@@ -53,9 +53,12 @@ def test_a_failed_job_logs_why(photo, settings, tmp_path, caplog):
 
     tasks.colorize.apply([str(job.id)])
 
-    [line] = job_lines(caplog)
+    # The exception for operators, by the job's id; the outcome with the reason its owner sees.
+    [failure, line] = job_lines(caplog)
+    assert (failure["level"], failure["job_id"], failure["photo_id"]) == ("ERROR", str(job.id), str(photo.id))
+    assert "WeightsError: weights file not found" in failure["exception"]
     assert (line["task_state"], line["state"], line["attempts"]) == ("failure", "failed", 1)
-    assert line["error"].startswith("WeightsError: weights file not found")
+    assert line["error"] == "Something went wrong on our side while colorizing this photo."
 
 
 @pytest.fixture

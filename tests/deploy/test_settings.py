@@ -1,8 +1,12 @@
 """colorizer_site.settings.production, loaded the way a container loads it: from the environment."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from .helpers import manage, production_environment
+from .helpers import BASE_DIR, manage, production_environment
 
 # Named but never contacted: `check --deploy` looks at settings, not at servers.
 REQUIRED = {
@@ -55,3 +59,61 @@ def test_workers_take_concurrency_and_batch_size_from_the_environment_and_colori
 
     # A worker started without --queues consumes both queues.
     assert result.stdout.split() == ["3", "4", "colorize", "celery", "colorize"]
+
+
+DEVELOPMENT_KEY = "django-insecure-development-key-do-not-deploy"
+# Each entry point with the settings it picks when DJANGO_SETTINGS_MODULE is not set.
+ENTRY_POINTS = {
+    "manage.py": ["manage.py", "check"],
+    "wsgi": ["-c", "import colorizer_site.wsgi"],
+    "asgi": ["-c", "import colorizer_site.asgi"],
+    "celery": ["-c", "from colorizer_site.celery import app; app.conf.broker_url"],
+}
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_nothing_starts_without_debugging_on_the_public_development_key(entry_point):
+    env = {**production_environment(**REQUIRED, DJANGO_DEBUG="false", DJANGO_SECRET_KEY=DEVELOPMENT_KEY)}
+    del env["DJANGO_SETTINGS_MODULE"]
+
+    result = subprocess.run([sys.executable, *ENTRY_POINTS[entry_point]], cwd=BASE_DIR, env=env,
+                            capture_output=True, text=True)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "set it to a secret of your own" in result.stderr, result.stderr
+
+
+def test_debugging_is_off_unless_the_development_settings_are_chosen():
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    script = "from django.conf import settings; print(settings.DEBUG); print(settings.SECRET_KEY[:15])"
+
+    development = subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "--command", script],
+                                 cwd=BASE_DIR, env=env, capture_output=True, text=True)
+    base = subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "--command", script],
+                          cwd=BASE_DIR, env={**env, "DJANGO_SETTINGS_MODULE": "colorizer_site.settings.base"},
+                          capture_output=True, text=True)
+
+    assert development.stdout.split() == ["True", "django-insecure"], development.stderr
+    # No key at all: nothing can be signed, so no session or token can be forged with a known one.
+    assert base.stdout.split() == ["False"]
+    assert "The SECRET_KEY setting must not be empty" in base.stderr
+def test_workers_recycle_pool_processes_and_nothing_waits_on_redis_without_bound():
+    env = production_environment(**REQUIRED, COLORIZER_WORKER_MAX_TASKS_PER_CHILD="50",
+                                 COLORIZER_WORKER_MAX_MEMORY_PER_CHILD_MB="1500", REDIS_TIMEOUT="3")
+    script = (
+        "from django.conf import settings; from colorizer_site.celery import app; conf = app.conf; "
+        "options = conf.broker_transport_options; cache = settings.CACHES['default']; "
+        "print(conf.worker_max_tasks_per_child, conf.worker_max_memory_per_child, "
+        "options['socket_connect_timeout'], options['socket_timeout'], conf.broker_connection_timeout, "
+        "conf.redis_socket_connect_timeout, conf.redis_socket_timeout, cache['BACKEND'], "
+        "cache['OPTIONS']['socket_connect_timeout'], cache['OPTIONS']['socket_timeout'], "
+        "conf.beat_schedule['sweep-jobs']['task'])"
+    )
+
+    result = manage(env, "shell", "--no-imports", "--command", script)
+
+    assert result.stdout.split() == [
+        "50", str(1500 * 1024),  # Celery counts KiB
+        "3.0", "3.0", "3.0", "3.0", "3.0", "colorizer_site.cache.ForgivingRedisCache", "1.5", "1.5",
+        "gallery.tasks.sweep_jobs",
+    ]

@@ -65,6 +65,23 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     assert meta["validation"]["images"] == 5 and set(meta["validation"]["ours"]) >= {"psnr", "de2000", "auc"}
 
 
+def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    for i, name in enumerate(["paris_1", "paris_2", "paris_3", "pets_1", "pets_2"]):
+        synthetic_photo(i).save(folder / f"{name}.png")
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32,
+                 ship=str(tmp_path / "shipped.safetensors"))
+    out = capsys.readouterr().out
+    by_source = {line.split("|")[1].strip(): line.split("|")[2].strip()
+                 for line in out.splitlines() if line.startswith("| pa") or line.startswith("| pe")}
+    assert by_source == {"paris": "3", "pets": "2"}
+    _, meta = load_generator(tmp_path / "shipped.safetensors")
+    shipped = meta["validation"]["by source"]
+    assert set(shipped) == {"paris", "pets"} and shipped["pets"]["images"] == 2
+    assert shipped["pets"]["no colour"]["cf"] == 0.0 and "de2000" in shipped["paris"]["ours"]
+
+
 def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):
     out = tmp_path / "run"
     args = ["--data", str(photo_folder), "--val", str(photo_folder), "--out", str(out), "--arch", "unet",
@@ -88,3 +105,36 @@ def test_train_colorizer_trains_and_resumes(photo_folder, tmp_path):
 def test_train_colorizer_refuses_a_missing_folder(tmp_path):
     with pytest.raises(CommandError, match="image folder not found"):
         call_command("train_colorizer", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"))
+
+
+def test_pack_photos_writes_a_random_subset_within_the_budget(photo_folder, tmp_path):
+    packed = tmp_path / "packed"
+    call_command("pack_photos", "--data", str(photo_folder), "--out", str(packed), "--size", "40", "--max-mib", "0.008")
+    files = sorted(packed.iterdir())
+    assert 2 < len(files) < 12 and sum(f.stat().st_size for f in files) <= 0.008 * 2 ** 20
+    for f in files:
+        with Image.open(f) as im:
+            assert im.format == "JPEG" and im.size == (40, 40) and im.mode == "RGB"
+    with pytest.raises(CommandError, match="already holds images"):
+        call_command("pack_photos", "--data", str(photo_folder), "--out", str(packed))
+    call_command("pack_photos", "--data", str(photo_folder), "--out", str(tmp_path / "all"), "--size", "40")
+    assert len(list((tmp_path / "all").iterdir())) == 12  # every colour photo; the two grey ones skipped
+
+
+def test_train_colorizer_stops_when_its_minutes_are_spent_and_cpu_training_continues(photo_folder, tmp_path):
+    """The GPU recipe in miniature: a packed set, a time budget, bf16; then --init on the CPU."""
+    packed, gpu, cpu = tmp_path / "packed", tmp_path / "gpu", tmp_path / "cpu"
+    call_command("pack_photos", "--data", str(photo_folder), "--out", str(packed), "--size", "40")
+    common = ["--data", str(packed), "--gen-config", '{"ngf": 8, "hints": true}', "--size", "32", "--cache-size", "40",
+              "--batch-size", "2", "--ce-weight", "1", "--l1-weight", "10", "--gan-weight", "0"]
+    call_command("train_colorizer", *common, "--out", str(gpu), "--epochs", "50", "--minutes", "0.0001",
+                 "--precision", "bf16")
+    rows = (gpu / "losses.csv").read_text().splitlines()
+    assert len(rows) == 2 and (gpu / "checkpoint.pt").exists()  # one epoch, cut short after its first step
+    generator, meta = load_generator(gpu / "generator.safetensors")
+    assert meta["training"]["samples_seen"] == 2 and meta["training"]["minutes"] == 0.0001
+    assert meta["training"]["bf16"] is True
+    call_command("train_colorizer", *common, "--out", str(cpu), "--epochs", "1", "--precision", "fp32",
+                 "--init", str(gpu / "generator.safetensors"))
+    _, meta = load_generator(cpu / "generator.safetensors")
+    assert meta["training"]["samples_seen"] == 12 and meta["config"] == {"ngf": 8, "hints": True}

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from mlcore import color
-from mlcore.inference import Colorizer, merge, to_rgb_array
+from mlcore.inference import MAX_ASPECT, Colorizer, merge, to_rgb_array, working_size
 
 from .conftest import synthetic_photo
 
@@ -88,6 +88,28 @@ def test_16_bit_input_keeps_its_precision():
     ramp = np.linspace(0, 65535, 4096).astype(np.uint16).reshape(64, 64)
     rgb = to_rgb_array(Image.fromarray(ramp))
     assert len(np.unique(rgb[..., 0])) > 1000  # not squeezed into 256 levels
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_8_bit_values_in_deep_modes_keep_their_brightness(colorizer, mode):
+    grey = synthetic_photo(6, size=(40, 30)).convert("L")
+    deep = Image.fromarray(np.asarray(grey).astype(np.int32 if mode == "I" else np.float32))
+    assert deep.mode == mode
+
+    out = colorizer.colorize(deep)
+
+    # Read as 8-bit, not as a sliver of 16 bits: as bright as the same photo in L (not near black).
+    assert (_L(out) - _L(grey)).abs().mean() < 1.0
+    assert np.allclose(to_rgb_array(deep)[..., 0], np.asarray(grey) / 255)
+
+
+def test_deep_modes_are_scaled_by_their_range():
+    sixteen_bit = Image.fromarray(np.array([[0, 65535]], np.int32))
+    unit_floats = Image.fromarray(np.array([[0.0, 0.5]], np.float32))
+    out_of_range = Image.fromarray(np.array([[-1000, 99000]], np.int32))
+    assert np.allclose(to_rgb_array(sixteen_bit)[0, :, 0], [0, 1])
+    assert np.allclose(to_rgb_array(unit_floats)[0, :, 0], [0, 0.5])
+    assert np.allclose(to_rgb_array(out_of_range)[0, :, 0], [0, 1])
 
 
 def test_transparency_is_composited_on_white():
@@ -196,11 +218,17 @@ def shipped():
 def _comparison_images():
     grey16 = (np.asarray(synthetic_photo(22, size=(157, 211)).convert("L"), np.uint16) * 257
               + np.arange(211)[:, None].astype(np.uint16))
+    grey8 = np.asarray(synthetic_photo(24, size=(140, 180)).convert("L"))
     return {
         "colour": synthetic_photo(20, size=(333, 250)),
         "grey": synthetic_photo(21, size=(250, 333)).convert("L"),
         "grey as RGB": synthetic_photo(21, size=(250, 333)).convert("L").convert("RGB"),
         "16-bit": Image.fromarray(grey16),
+        # 32-bit and float greys are scaled by their range (mlcore.image_modes.grey_scale).
+        "32-bit of 8-bit values": Image.fromarray(grey8.astype(np.int32), "I"),
+        "32-bit stretched": Image.fromarray(grey8.astype(np.int32) * 1000 - 50_000, "I"),
+        "float of 8-bit values": Image.fromarray(grey8.astype(np.float32), "F"),
+        "float in 0..1": Image.fromarray(grey8.astype(np.float32) / 255, "F"),
         "RGBA": synthetic_photo(23, size=(97, 300)).convert("RGBA"),
         "stripes": Image.fromarray(np.tile(np.array([0, 255], np.uint8), (120, 150))),
     }
@@ -242,3 +270,12 @@ def test_working_size_lightness_is_computed_in_strips_exactly():
     strips = _small_lightness(pixels, (64, 128), torch.device("cpu"))
     assert (whole - strips).abs().max() < 1e-5  # kornia's L against the table's: float rounding
 
+
+def test_the_working_size_caps_the_longer_side_too():
+    # A sliver of an image must not reach the network at full length.
+    assert working_size(50_000_000, 1, 256) == (256 * MAX_ASPECT, 1)
+    assert working_size(1, 1_000_000, 256) == (1, 256 * MAX_ASPECT)
+    # Photos are scaled by their shorter side alone, as before; never upscaled.
+    assert working_size(3000, 4000, 256) == (256, 341)
+    assert working_size(256, 7680, 256) == (256, 7680)
+    assert working_size(100, 50, 256) == (100, 50)

@@ -6,7 +6,7 @@ import torch
 
 from PIL import Image
 
-from mlcore import report
+from mlcore import data, report
 from mlcore.train import TrainConfig, Trainer, train
 from mlcore.weights import load_generator
 
@@ -78,3 +78,16 @@ def test_resume_continues_exactly_where_it_stopped(photo_folder, tmp_path):
     for a, b in zip(straight.D.state_dict().values(), resumed.D.state_dict().values()):
         assert torch.equal(a, b)
     assert straight.history[1]["loss_G"] == resumed.history[1]["loss_G"]
+
+
+def test_several_folders_pool_into_one_memory_mapped_cache(photo_folder, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(3):
+        synthetic_photo(50 + i).save(other / f"q{i}.png")
+    cache = tmp_path / "cache"
+    pooled = data.pooled_cache([photo_folder, other], 40, cache)
+    assert isinstance(pooled, np.memmap) and pooled.shape == (15, 40, 40, 3)
+    assert np.array_equal(pooled[:12], data.build_cache(photo_folder, 40, cache))
+    assert np.array_equal(pooled[12:], data.build_cache(other, 40, cache))
+    assert data.pooled_cache([photo_folder, other], 40, cache).filename == pooled.filename  # built once

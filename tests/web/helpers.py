@@ -1,8 +1,11 @@
 """Helpers the web tests share."""
 
 import io
+import os
 import time
+from urllib.parse import quote
 
+from django.db import connection
 from PIL import Image
 
 from gallery.models import ColorizationJob
@@ -32,3 +35,36 @@ def wait_until_finished(job_ids, timeout=90):
 
 def stored_files(folder):
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def database_url():
+    """The test database, for a process that reads its settings from the environment."""
+    database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{database['NAME']}"
+    credentials = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database["PASSWORD"] else "")
+    return f"postgres://{credentials}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
+def worker_storage(settings):
+    """STORAGES with the media folder a worker process of this run uses (the settings' default)."""
+    return {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": settings.VAR_DIR / "media"},
+        },
+    }
+
+
+def worker_environment(settings, **variables):
+    """The environment of a worker (or web) process of this test run: its database and model."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "colorizer_site.settings.test",  # and COLORIZER_TEST_RUN_DIR
+        "DATABASE_URL": database_url(),
+        "COLORIZER_WEIGHTS": settings.COLORIZER_WEIGHTS,
+        "COLORIZER_DEVICE": settings.COLORIZER_DEVICE,
+        "COLORIZER_SIZE": str(settings.COLORIZER_SIZE),
+        **variables,
+    }

@@ -44,7 +44,7 @@ def test_the_worker_colorizes_an_upload_at_full_resolution(alice):
         assert original.read() == data  # never modified
 
 
-def test_a_job_that_cannot_succeed_records_why(alice, settings, tmp_path):
+def test_a_job_that_cannot_succeed_says_why_to_people_and_the_details_to_the_log(alice, settings, tmp_path, caplog):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a weights file")
     settings.COLORIZER_WEIGHTS = str(broken)
@@ -53,8 +53,12 @@ def test_a_job_that_cannot_succeed_records_why(alice, settings, tmp_path):
     [job] = wait_until_finished([job.id])
 
     assert job.state == "failed"
-    assert job.error.startswith("WeightsError: ") and str(broken) in job.error
+    # No path, host or exception text: only what happened, in words.
+    assert job.error == "Something went wrong on our side while colorizing this photo."
     assert not job.result and not job.thumbnail
+    [logged] = [record for record in caplog.records
+                if getattr(record, "job_id", None) == str(job.id) and record.exc_info]
+    assert "WeightsError" in caplog.text and str(broken) in caplog.text
 
 
 def test_transient_errors_are_retried_then_given_up_with_the_last_error(alice, settings, media):
@@ -66,7 +70,8 @@ def test_transient_errors_are_retried_then_given_up_with_the_last_error(alice, s
 
     assert job.state == "failed"
     assert job.attempts == 2
-    assert job.error.startswith("Gave up after 2 attempts. Last error: FileNotFoundError: ")
+    assert job.error == ("Gave up after 2 attempts. Last error: The photo or its result could not be read or "
+                         "stored: a storage or database problem on our side.")
     assert stored_files(media) == []
 
 
@@ -80,7 +85,7 @@ def test_an_unreadable_original_fails_at_once_without_retries(alice, settings):
     [job] = wait_until_finished([job.id])
 
     assert (job.state, job.attempts) == ("failed", 1)
-    assert job.error.startswith("UnidentifiedImageError: ")
+    assert job.error == "The stored photo could not be read as an image."
 
 
 def test_a_job_left_running_by_a_lost_worker_runs_again(alice):
@@ -95,14 +100,16 @@ def test_a_job_left_running_by_a_lost_worker_runs_again(alice):
     assert (job.state, job.attempts) == ("succeeded", 2)
 
 
-def test_stale_running_jobs_are_queued_again(alice):
+def test_running_jobs_whose_lease_ran_out_are_queued_again(alice):
     photo, job = upload(alice)
     wait_until_finished([job.id])
     long_ago = timezone.now() - timedelta(hours=2)
-    stale = ColorizationJob.objects.create(photo=photo, state="running", started_at=long_ago, attempts=1)
-    recent = ColorizationJob.objects.create(photo=photo, state="running", started_at=timezone.now(), attempts=1)
+    stale = ColorizationJob.objects.create(photo=photo, state="running", started_at=long_ago, attempts=1,
+                                           lease_expires_at=long_ago + timedelta(minutes=1))
+    recent = ColorizationJob.objects.create(photo=photo, state="running", started_at=timezone.now(), attempts=1,
+                                            lease_expires_at=timezone.now() + timedelta(minutes=1))
 
-    assert services.requeue_stale_jobs() == [stale.id]
+    assert services.sweep_jobs() == [str(stale.id)]
 
     [stale] = wait_until_finished([stale.id])
     assert (stale.state, stale.attempts) == ("succeeded", 2)

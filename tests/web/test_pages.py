@@ -207,7 +207,7 @@ def test_actions_need_post(client, photo, alice):
 def test_the_gallery_is_newest_first_and_paginated(client, alice):
     names = [f"photo-{number:02}.png" for number in range(30)]
     for name in names:
-        services.upload_photo(alice, SimpleUploadedFile(name, image_bytes("PNG", size=(8, 8))))
+        services.upload_photo(alice, SimpleUploadedFile(name, image_bytes("PNG", size=(16, 16))))
     client.force_login(alice)
 
     first = client.get("/").context["page"]

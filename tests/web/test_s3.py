@@ -66,7 +66,8 @@ def keys(client):
 
 def test_photos_and_results_live_privately_in_the_bucket(bucket, s3_endpoint, alice, client):
     data = image_bytes("JPEG", size=(90, 60))
-    photo = services.upload_photo(alice, SimpleUploadedFile("scan.jpg", data))
+    # Named and typed by what it is, not by what the name says.
+    photo = services.upload_photo(alice, SimpleUploadedFile("scan.html", data))
 
     [job] = wait_until_finished([photo.jobs.get().id])
 
@@ -74,6 +75,10 @@ def test_photos_and_results_live_privately_in_the_bucket(bucket, s3_endpoint, al
     photo.refresh_from_db()
     assert keys(bucket) == sorted([photo.original.name, photo.preview.name, job.result.name, job.preview.name,
                                    job.thumbnail.name])
+    assert photo.original.name == f"originals/{photo.id}.jpg"
+    stored = (photo.original, photo.preview, job.result, job.preview, job.thumbnail)
+    content_types = [bucket.head_object(Bucket=BUCKET, Key=f.name)["ContentType"] for f in stored]
+    assert content_types == ["image/jpeg", "image/jpeg", "image/png", "image/jpeg", "image/jpeg"]
     assert bucket.get_object(Bucket=BUCKET, Key=photo.original.name)["Body"].read() == data
     for key in keys(bucket):
         grants = bucket.get_object_acl(Bucket=BUCKET, Key=key)["Grants"]

@@ -6,32 +6,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 
 from colorizer_site.celery import app as celery_app
 from gallery import services, tasks
 from gallery.models import ColorizationJob
 
-from .helpers import image_bytes, wait_until_finished
+from .helpers import image_bytes, wait_until_finished, worker_environment, worker_storage
 
 pytestmark = pytest.mark.services
 
 # Its own queue, so that the in-process test worker of other tests cannot take the message.
 QUEUE = "crash-test"
-
-
-def database_url():
-    """The test database, for a process that reads its settings from the environment."""
-    database = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{database['NAME']}"
-    credentials = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database["PASSWORD"] else "")
-    return f"postgres://{credentials}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
 
 
 def child_pids(pid):
@@ -44,21 +33,8 @@ def child_pids(pid):
 def worker_process(transactional_db, colorizer, settings, tmp_path):
     """`celery worker` as deployed (prefork pool, here one child process), on this run's broker."""
     # The worker's media folder is the settings' default (under the run's folder): use the same.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": settings.VAR_DIR / "media"},
-        },
-    }
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "colorizer_site.settings.test",  # and COLORIZER_TEST_RUN_DIR
-        "DATABASE_URL": database_url(),
-        "COLORIZER_WEIGHTS": settings.COLORIZER_WEIGHTS,
-        "COLORIZER_DEVICE": settings.COLORIZER_DEVICE,
-        "COLORIZER_SIZE": str(settings.COLORIZER_SIZE),
-    }
+    settings.STORAGES = worker_storage(settings)
+    environment = worker_environment(settings)
     celery_app.control.purge()
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(

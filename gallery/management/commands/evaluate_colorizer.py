@@ -3,7 +3,7 @@ import itertools
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mlcore.evaluate import evaluate, format_table, load_eval_images, sample_grid
+from mlcore.evaluate import evaluate, format_sources, format_table, load_eval_images, sample_grid
 from mlcore.inference import Colorizer
 from mlcore.weights import DEFAULT_WEIGHTS, WeightsError, save_generator
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         weights = opts["weights"] or settings.COLORIZER_WEIGHTS or DEFAULT_WEIGHTS
         try:
             colorizer = Colorizer.load(weights, device=opts["device"])
-            images = load_eval_images(opts["data"], opts["size"], opts["limit"])
+            images, sources = load_eval_images(opts["data"], opts["size"], opts["limit"])
         except WeightsError as exc:
             raise CommandError(f"{exc} (pass --weights FILE)") from None
         except FileNotFoundError as exc:
@@ -50,13 +50,16 @@ class Command(BaseCommand):
         rows, results = {}, []
         for t, chroma, working_size in itertools.product(temperatures, chromas, working_sizes):
             self._use(colorizer, t, chroma, working_size)
-            result = evaluate(colorizer, images)
+            result = evaluate(colorizer, images, sources)
             rows.setdefault("no colour", result["no colour"])
             shown = [f"T={t:g}"] if t is not None else []
             shown += [f"chroma={chroma:g}"] if opts["chroma"] else []
             shown += [f"at {working_size}px"] if opts["working_size"] else []
-            rows[", ".join(["ours", *shown])] = result["ours"]
+            name = ", ".join(["ours", *shown])
+            rows[name] = result["ours"]
             results.append(result)
+            if len(result["by source"]) > 1:
+                self.stdout.write(f"By source, {name}:\n{format_sources(result['by source'])}\n")
         self.stdout.write(format_table(rows))
 
         self._use(colorizer, temperatures[0], chromas[0], working_sizes[0])
@@ -64,8 +67,13 @@ class Command(BaseCommand):
             sample_grid(colorizer, images).save(opts["grid"])
         if opts["ship"]:
             meta = colorizer.metadata
+            rounded = lambda m: {k: round(v, 4) for k, v in m.items()}  # noqa: E731
+            first = results[0]
             validation = {"data": str(opts["data"]), "images": len(images), "size": opts["size"],
-                          **{name: {k: round(v, 4) for k, v in m.items()} for name, m in results[0].items()}}
+                          "ours": rounded(first["ours"]), "no colour": rounded(first["no colour"]),
+                          "by source": {source: {"images": r["images"], "ours": rounded(r["ours"]),
+                                                 "no colour": rounded(r["no colour"])}
+                                        for source, r in first["by source"].items()}}
             path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
                                   training=meta.get("training", {}), validation=validation,
                                   inference={"size": working_sizes[0], "temperature": temperatures[0],

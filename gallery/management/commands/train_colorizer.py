@@ -1,5 +1,6 @@
 import json
 
+import torch.distributed as dist
 from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.models import GENERATORS
@@ -7,7 +8,8 @@ from mlcore.train import TrainConfig, train
 
 
 class Command(BaseCommand):
-    help = "Train a colorization generator (pix2pix in L*a*b*) on a folder of colour photos."
+    help = ("Train a colorization generator (pix2pix in L*a*b*) on a folder of colour photos; "
+            "under torchrun, in several processes (docs/TRAINING.md).")
 
     def add_arguments(self, parser):
         defaults = TrainConfig(data=[], out="")
@@ -22,7 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=defaults.epochs)
         parser.add_argument("--pretrain-epochs", type=int, default=defaults.pretrain_epochs,
                             help="epochs without the GAN loss before the GAN phase")
-        parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+        parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                            help="the global batch, split over the processes under torchrun")
         parser.add_argument("--lr", type=float, default=defaults.lr)
         parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight)
         parser.add_argument("--gan-weight", type=float, default=defaults.gan_weight)
@@ -40,6 +43,8 @@ class Command(BaseCommand):
                             help="share of samples trained with simulated colour hints (generators with hints)")
         parser.add_argument("--cache-size", type=int, default=defaults.cache_size,
                             help="photos are cached as squares of this size; training crops move inside them")
+        parser.add_argument("--minutes", type=float, default=defaults.minutes,
+                            help="time budget: stop after the step where it runs out, writing weights and checkpoint")
         parser.add_argument("--resume", metavar="CKPT", help="continue this checkpoint.pt exactly where it stopped")
 
     def handle(self, *args, **opts):
@@ -50,3 +55,6 @@ class Command(BaseCommand):
             train(cfg, resume=resume)
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            if dist.is_initialized():  # started by the Trainer under torchrun
+                dist.destroy_process_group()

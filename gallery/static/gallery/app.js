@@ -59,8 +59,14 @@
     let sending = 0;
     form.classList.add("enhanced");
 
+    const maxBytes = Number(form.dataset.maxBytes);
     const send = (files) => {
-      for (const file of files) waiting.push({ file, item: addItem(file.name) });
+      for (const file of files) {
+        const item = addItem(file.name);
+        // The server would refuse it unread; sending it first would only cost the wait.
+        if (file.size > maxBytes) refused(item, file.name + " is " + (file.size / 1e6).toFixed(1) + " MB; the limit is " + maxBytes / 1e6 + " MB");
+        else waiting.push({ file, item });
+      }
       pump();
     };
     const pump = () => {
@@ -100,12 +106,15 @@
           }
         });
         request.addEventListener("load", () => {
-          let result = null;
+          let body = null;
           try {
-            result = request.status === 200 ? JSON.parse(request.responseText).results[0] : null;
+            body = JSON.parse(request.responseText);
           } catch (e) { /* reported below */ }
+          // 200: the file's verdict; 413 and the like: {"error": {"message": ...}}.
+          const result = body && body.results ? body.results[0] : null;
+          const reason = result ? result.message : body && body.error ? body.error.message : null;
           if (result && result.photo) accepted(item, result.photo);
-          else refused(item, result ? result.message : file.name + " could not be uploaded (HTTP " + request.status + ")");
+          else refused(item, reason || file.name + " could not be uploaded (HTTP " + request.status + ")");
           resolve();
         });
         request.addEventListener("error", () => {
