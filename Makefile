@@ -1,6 +1,8 @@
 # `make run` and `make test` are all a newcomer needs; both create .venv on first use.
 SHELL := /bin/bash
 PORT ?= 8000
+# Worker processes for `make run`: one per core (each runs torch on its share of the cores).
+WORKERS ?= $(shell python3 -c "import os; print(len(os.sched_getaffinity(0)))" 2>/dev/null || echo 2)
 VENV := .venv
 PY := $(VENV)/bin/python
 # Touched after a successful install, so pip only runs again when a requirements file changes.
@@ -10,7 +12,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-services chromium redis-server migrate
+.PHONY: run test test-services chromium redis-server migrate bench
 
 $(STAMP): requirements/base.txt requirements/prod.txt requirements/dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,8 +28,15 @@ run migrate: export DJANGO_SETTINGS_MODULE ?= colorizer_site.settings.dev
 run: migrate
 	@echo "Colorizer is starting at http://127.0.0.1:$(PORT)/ (Ctrl-C stops the web server and the worker)"
 	@trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
-	$(VENV)/bin/celery -A colorizer_site worker --beat --concurrency=1 --loglevel=info & worker=$$!; \
+	$(VENV)/bin/celery -A colorizer_site worker --beat --concurrency=$(WORKERS) --loglevel=info & worker=$$!; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Speed of a running stack (`make run` in another terminal, or BENCH_URL=...): uploads photos
+# through the API and prints photos/s, job times and the worker's peak memory.
+BENCH_URL ?= http://127.0.0.1:$(PORT)
+BENCH_ARGS ?= --photos 40 --megapixels 1
+bench: $(STAMP)
+	$(PY) manage.py bench_stack --url $(BENCH_URL) $(BENCH_ARGS)
 
 # Debian's Chromium drives the browser tests (Playwright's own download is not used).
 chromium:

@@ -7,10 +7,12 @@ import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 
-# Threads, not only processes: a request mostly waits on S3 and PostgreSQL, and a slow upload
-# must not hold a whole process. The usual 2 x cores + 1 processes, on the cores this container
-# may use (not the host's).
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * len(os.sched_getaffinity(0)) + 1))
+# A process per core this container may use (not the host's), each with threads. An API
+# request is a few milliseconds of Python (the GIL: one at a time per process) and some waiting
+# on PostgreSQL and S3, which the threads overlap; a slow upload holds a thread, not a process.
+# The usual 2 x cores + 1 processes made 5 processes x 4 threads share 2 cores: requests waited
+# on each other's time slices (p99 of job polls ~1 s at 50 clients), for no more throughput.
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, len(os.sched_getaffinity(0)))))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 

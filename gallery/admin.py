@@ -25,9 +25,10 @@ class PhotoAdmin(admin.ModelAdmin):
     search_fields = ["original_filename", "owner__username", "sha256"]
     # Stored files are private: shown by name, never linked (that would bypass the owner check).
     readonly_fields = [
-        "id", "owner", "stored_original", "original_filename", "sha256", "byte_size", "width", "height", "format", "created"
+        "id", "owner", "stored_original", "stored_preview", "original_filename", "sha256", "byte_size", "width", "height",
+        "format", "created",
     ]
-    exclude = ["original"]
+    exclude = ["original", "preview"]
     inlines = [ColorizationJobInline]
 
     def has_add_permission(self, request):
@@ -36,6 +37,10 @@ class PhotoAdmin(admin.ModelAdmin):
     @admin.display(description="stored as")
     def stored_original(self, photo):
         return photo.original.name
+
+    @admin.display(description="preview stored as")
+    def stored_preview(self, photo):
+        return photo.preview.name
 
     def get_deleted_objects(self, objs, request):
         # Jobs cannot be deleted on their own, yet they go with their photo.
@@ -58,11 +63,12 @@ class ColorizationJobAdmin(admin.ModelAdmin):
     search_fields = ["photo__original_filename", "photo__owner__username", "error"]
     list_select_related = ["photo"]
     readonly_fields = [
-        "id", "photo", "state", "error", "vividness", "hints", "stored_result", "stored_thumbnail", "stored_palette",
+        "id", "photo", "state", "error", "vividness", "hints", "stored_result", "stored_preview", "stored_thumbnail",
+        "stored_palette",
         "model_version", "queued_at", "started_at", "finished_at", "attempts", "sent_at", "lease_holder",
         "lease_expires_at",
     ]
-    exclude = ["result", "thumbnail", "palette", "lease_token"]
+    exclude = ["result", "preview", "thumbnail", "palette", "lease_token"]
 
     def has_add_permission(self, request):
         return False
@@ -73,6 +79,10 @@ class ColorizationJobAdmin(admin.ModelAdmin):
     @admin.display(description="result stored as")
     def stored_result(self, job):
         return job.result.name
+
+    @admin.display(description="preview stored as")
+    def stored_preview(self, job):
+        return job.preview.name
 
     @admin.display(description="thumbnail stored as")
     def stored_thumbnail(self, job):

@@ -37,6 +37,14 @@ def _palette_path(job, filename):
     return f"palettes/{job.id}.png"
 
 
+def _preview_path(job, filename):
+    return f"previews/{job.id}.jpg"
+
+
+def _original_preview_path(photo, filename):
+    return f"previews/{photo.id}-original.jpg"
+
+
 class Photo(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
@@ -49,6 +57,9 @@ class Photo(models.Model):
     height = models.PositiveIntegerField()
     # Pillow's name for the file format (JPEG, PNG, TIFF...).
     format = models.CharField(max_length=16)
+    # The original at display size (JPEG, upright, at most PREVIEW_SIZE px): what the photo page
+    # shows. Made by the worker; by the page itself for a photo that has none yet.
+    preview = models.FileField(upload_to=_original_preview_path, blank=True, max_length=255)
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -93,6 +104,8 @@ class ColorizationJob(models.Model):
     # colour hints, [{"x", "y", "color": "#rrggbb"}, ...] in pixels of the upright photo.
     vividness = models.FloatField(default=1.0)
     hints = models.JSONField(default=list, blank=True)
+    # The result at display size, for the photo page; `result` is the full resolution.
+    preview = models.FileField(upload_to=_preview_path, blank=True, max_length=255)
     model_version = models.CharField(max_length=100, blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -110,6 +123,9 @@ class ColorizationJob(models.Model):
 
     class Meta:
         ordering = ["-queued_at"]
+        # A photo's jobs newest first: every page and API list fetches them (and filters on the
+        # newest one's state) by this.
+        indexes = [models.Index(fields=["photo", "-queued_at"], name="job_photo_newest")]
 
     def __str__(self):
         return f"{self.photo} ({self.state})"
@@ -121,7 +137,7 @@ class ColorizationJob(models.Model):
     @property
     def files(self):
         """The stored files of the job, by name."""
-        return [f.name for f in (self.result, self.thumbnail, self.palette) if f]
+        return [f.name for f in (self.result, self.thumbnail, self.preview, self.palette) if f]
 
     @property
     def settings_label(self):

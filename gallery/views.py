@@ -13,10 +13,10 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header
+from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.authtoken.models import Token
@@ -30,8 +30,6 @@ from .models import CONTENT_TYPES, ColorizationJob
 from .request_size import accepts_uploads
 
 PHOTOS_PER_PAGE = 24
-# Formats a browser's <img> cannot show are previewed as PNG.
-NOT_IN_BROWSERS = {"TIFF"}
 
 
 def limit_failed_logins(login_view):
@@ -129,11 +127,9 @@ def status(request):
 
 
 def photo_detail(request, photo_id):
+    # The slider shows display-size copies of both sides (~1 MB for any photo); the buttons
+    # download the full resolution.
     photo = _owned_photo(request, photo_id)
-    if photo.format in NOT_IN_BROWSERS:
-        before_url = reverse("gallery:original_png", args=[photo.id])
-    else:
-        before_url = reverse("gallery:original", args=[photo.id])
     job = photo.current_job
     return render(
         request,
@@ -142,7 +138,6 @@ def photo_detail(request, photo_id):
             "photo": photo,
             "job": job,
             "result_job": photo.latest_result_job,
-            "before_url": before_url,
             # The colour controls start from the newest job's settings: its hints come back.
             "hints_json": json.dumps(job.hints),
             "max_hints": MAX_HINTS,
@@ -161,37 +156,69 @@ def original(request, photo_id):
     )
 
 
-@cache_control(private=True)
+# Derived images never change under their URL (a photo's original never changes; a result's
+# URLs carry ?v=<job id>), so browsers may keep them for good. Private: they are someone's photos.
+FOREVER = {"private": True, "max_age": 365 * 24 * 3600, "immutable": True}
+
+
+@cache_control(**FOREVER)
 def original_png(request, photo_id):
     photo = _owned_photo(request, photo_id)
-    return HttpResponse(services.converted_image(photo.original, "PNG"), content_type="image/png")
+    return FileResponse(services.converted_file(photo, photo.original, "PNG"), content_type="image/png")
 
 
-@cache_control(private=True)
+@cache_control(**FOREVER)
+def original_preview(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    return FileResponse(services.original_preview(photo), content_type="image/jpeg")
+
+
 def result_png(request, photo_id):
     photo = _owned_photo(request, photo_id)
-    return FileResponse(
-        _result_job(photo).result.open("rb"),
+    job, versioned = _requested_result(request, photo)
+    return _cached(versioned, FileResponse(
+        job.result.open("rb"),
         as_attachment="download" in request.GET,
         filename=result_filename(photo, ".png"),
         content_type="image/png",
-    )
+    ))
 
 
-@cache_control(private=True)
 def result_jpg(request, photo_id):
     photo = _owned_photo(request, photo_id)
-    response = HttpResponse(services.converted_image(_result_job(photo).result, "JPEG"), content_type="image/jpeg")
-    response["Content-Disposition"] = content_disposition_header(
-        "download" in request.GET, result_filename(photo, ".jpg")
-    )
-    return response
+    job, versioned = _requested_result(request, photo)
+    return _cached(versioned, FileResponse(
+        services.converted_file(job, job.result, "JPEG"),
+        as_attachment="download" in request.GET,
+        filename=result_filename(photo, ".jpg"),
+        content_type="image/jpeg",
+    ))
 
 
-@cache_control(private=True)
+def result_preview(request, photo_id):
+    photo = _owned_photo(request, photo_id)
+    job, versioned = _requested_result(request, photo)
+    return _cached(versioned, FileResponse(services.result_preview(job), content_type="image/jpeg"))
+
+
 def thumbnail(request, photo_id):
     photo = _owned_photo(request, photo_id)
-    return FileResponse(_result_job(photo).thumbnail.open("rb"), content_type="image/jpeg")
+    job, versioned = _requested_result(request, photo)
+    return _cached(versioned, FileResponse(job.thumbnail.open("rb"), content_type="image/jpeg"))
+
+
+def _requested_result(request, photo):
+    """The result job named by ?v= (then the response never changes), else the newest one."""
+    version = request.GET.get("v")
+    for job in photo.jobs.all():
+        if str(job.id) == version and job.state == ColorizationJob.State.SUCCEEDED:
+            return job, True
+    return _result_job(photo), False
+
+
+def _cached(versioned, response):
+    patch_cache_control(response, **(FOREVER if versioned else {"private": True}))
+    return response
 
 
 @require_POST

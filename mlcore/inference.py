@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from . import color
 from .hints import HintsNotSupported, hint_map
-from .image_modes import DEEP_GREY_MODES, grey_levels
+from .image_modes import DEEP_GREY_MODES, grey_levels, grey_scale
 from .models import AB_BINS_PER_AXIS
 from .palette import DEFAULT_K, PaletteGrid
 from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
@@ -65,23 +65,129 @@ def merge(L_full: torch.Tensor, L_small: torch.Tensor, ab_small: torch.Tensor,
     Returns normalised Lab (B, 3, rows, W), for `rows` = (y0, y1) only when given: a
     50-megapixel photo done whole would take ~10 GB, in strips it takes a small fraction.
     """
+    height, width = L_full.shape[-2:]
+    y0, y1 = rows or (0, height)
+    slopes, offsets = _upsample_rows(_coefficients(L_small, ab_small, radius, eps), y0, y1, height, width).chunk(2, 1)
+    L = L_full[..., y0:y1, :]
+    return torch.cat([L, torch.addcmul(offsets, slopes, L).clamp_(-1, 1)], dim=1)
+
+
+def _coefficients(L_small: torch.Tensor, ab_small: torch.Tensor, radius: int = 2, eps: float = 1e-3) -> torch.Tensor:
+    """The guided filter's fit at the working size: (B, 4, h, w), the slopes of a and b, then their offsets."""
     mean_L, mean_ab = _box(L_small, radius), _box(ab_small, radius)
     cov = _box(L_small * ab_small, radius) - mean_L * mean_ab
     var = _box(L_small * L_small, radius) - mean_L * mean_L
     a = cov / (var + eps)
-    coefficients = torch.cat([_box(a, radius), _box(mean_ab - a * mean_L, radius)], dim=1)
-    height, width = L_full.shape[-2:]
-    y0, y1 = rows or (0, height)
-    # Bilinear upsampling of just these rows: pixel centres in [-1, 1] (as F.interpolate, align_corners=False).
-    ys = (2 * torch.arange(y0, y1) + 1) / height - 1
-    xs = (2 * torch.arange(width) + 1) / width - 1
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).expand(len(L_full), -1, -1, -1)
-    a, b = F.grid_sample(coefficients, grid, mode="bilinear", padding_mode="border", align_corners=False).chunk(2, 1)
-    L = L_full[..., y0:y1, :]
-    return torch.cat([L, (a * L + b).clamp_(-1, 1)], dim=1)
+    return torch.cat([_box(a, radius), _box(mean_ab - a * mean_L, radius)], dim=1)
 
 
-STRIP_ROWS = 256  # full-resolution work is done this many rows at a time
+def _upsample_rows(small: torch.Tensor, y0: int, y1: int, height: int, width: int) -> torch.Tensor:
+    """Rows y0:y1 of `small` (B, C, h, w) bilinearly resized to (height, width), as F.interpolate
+    (align_corners=False) would give them: the two source rows of each row mixed first, then
+    each row resized on its own, so strips of rows compose exactly into the whole."""
+    h = small.shape[-2]
+    ys = torch.arange(y0, y1, device=small.device, dtype=torch.float32)
+    src = ((ys + 0.5) * (h / height) - 0.5).clamp_(min=0)
+    top = src.long().clamp_(max=h - 1)
+    weight = (src - top)[:, None]
+    mixed = torch.lerp(small[:, :, top], small[:, :, (top + 1).clamp_(max=h - 1)], weight)
+    batch, channels, rows, w = mixed.shape
+    out = F.interpolate(mixed.reshape(batch, channels * rows, w), size=width, mode="linear", align_corners=False)
+    return out.view(batch, channels, rows, width)
+
+
+class _Pixels:
+    """A photo as the colorizer reads it: upright, on white, L made a strip of rows at a time.
+
+    Only strips are ever converted to float, so a 50-megapixel photo costs no float copy of
+    itself. Grey photos (8- or 16-bit, or RGB with three equal channels) get L from a table of
+    their levels; colour ones from their linear luminance.
+    """
+
+    def __init__(self, image: Image.Image):
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        if orientation not in (0, 1):  # exif_transpose copies even an upright image: only when needed
+            image = ImageOps.exif_transpose(image)
+        mode = image.mode
+        if mode in ("LA", "RGBA", "PA") or (mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")  # transparency is composited on white, as paper shows it
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+        elif mode == "1":
+            image = image.convert("L")
+        elif mode not in ("L", "RGB", *DEEP_GREY_MODES):
+            image = image.convert("RGB")  # CMYK, P and the rest: Pillow's conversion
+        self.width, self.height = image.size
+        self.array = np.asarray(image)  # read-only; strips are copied from it
+        self.levels = 256 if image.mode == "L" else "rgb"
+        if image.mode in DEEP_GREY_MODES:
+            # Scaled by their range, as to_rgb_array does: 8 or 16 bits of integers by a table,
+            # anything else (floats, stretched 32-bit) by the formula.
+            self.low, self.span = grey_scale(image)
+            whole = image.mode != "F" and self.low == 0 and self.span in (255.0, 65535.0)
+            self.levels = int(self.span) + 1 if whole else None
+        if image.mode == "RGB" and _is_grey(self.array):  # a grey scan saved as RGB: L as its grey version
+            self.array, self.levels = self.array[..., 0], 256
+
+    def lightness(self, y0: int, y1: int, device: torch.device) -> torch.Tensor:
+        """Normalised L of rows y0:y1, (rows, W) float32 on `device`."""
+        strip = self.array[y0:y1]
+        if self.levels == "rgb":
+            return color.rgb8_lightness(torch.from_numpy(np.array(strip)).to(device))
+        if self.levels is None:  # levels in [0, 1] by the formula, no table
+            v = (torch.from_numpy(np.array(strip, np.float32)).to(device) - self.low).div_(self.span).clamp_(0, 1)
+            return color.luminance_lightness(torch.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92))
+        if strip.dtype != np.uint8:  # 16-bit in any byte order, or 32-bit: native 32-bit integers for torch
+            strip = strip.astype(np.int32)
+        return color.grey_lightness(torch.from_numpy(np.array(strip)).to(device), self.levels)
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    # A few rows first: a colour photo is told at once, a grey one costs one pass.
+    sample = rgb[:: max(1, len(rgb) // 8)]
+    return all(np.array_equal(part[..., 0], part[..., c]) for part in (sample, rgb) for c in (1, 2))
+
+
+def _strip_rows(width: int, device: torch.device) -> int:
+    # About 128K pixels on a CPU (the few float arrays of a strip stay in its caches), 4M on a GPU.
+    return max(1, (STRIP_PIXELS_GPU if device.type == "cuda" else STRIP_PIXELS) // width)
+
+
+def _small_lightness(pixels: _Pixels, size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """L at the working size, (1, 1, h, w): what F.interpolate (antialiased) gives for the
+    full-resolution L, bit for bit, done a strip at a time (each strip's rows shrunk in width,
+    then the columns in height: the same separable filter)."""
+    h, w = size
+    narrow = torch.empty(1, 1, pixels.height, w, device=device)
+    step = max(1, STRIP_PIXELS_GPU // pixels.width)  # few torch calls: L is made and dropped
+    for y in range(0, pixels.height, step):
+        y1 = min(pixels.height, y + step)
+        L = pixels.lightness(y, y1, device)[None, None]
+        narrow[..., y:y1, :] = F.interpolate(L, size=(y1 - y, w), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(narrow, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _full_resolution(pixels: _Pixels, L_small: torch.Tensor, ab_small: torch.Tensor,
+                     device: torch.device) -> Image.Image:
+    """The predicted colour merged with the full-resolution L and turned into 8-bit sRGB, a
+    strip at a time, straight into the result."""
+    coefficients = _coefficients(L_small.to(device), ab_small.to(device))
+    height, width = pixels.height, pixels.width
+    result = Image.new("RGB", (width, height))
+    step = _strip_rows(width, device)
+    for y in range(0, height, step):
+        y1 = min(height, y + step)
+        L = pixels.lightness(y, y1, device).reshape(-1)
+        slopes, offsets = _upsample_rows(coefficients, y, y1, height, width).reshape(2, 2, -1)
+        ab = torch.addcmul(offsets, slopes, L).clamp_(-1, 1)
+        planes = color.lab_to_rgb8(L, ab).cpu().numpy()
+        # Pillow interleaves the three planes as it stores them.
+        strip = [Image.frombuffer("L", (width, y1 - y), plane, "raw", "L", 0, 1) for plane in planes]
+        result.paste(Image.merge("RGB", strip), (0, y))
+    return result
+
+
+STRIP_PIXELS = 1 << 17  # full-resolution work is done this many pixels at a time (CPU)
+STRIP_PIXELS_GPU = 1 << 22
 
 
 class Colorizer:
@@ -124,27 +230,22 @@ class Colorizer:
         """Colorize many images; those with the same working size share one forward pass.
         `hints`, when given, has one list of hints (or None) per image."""
         hints = self._check_settings(images, hints, vividness)
-        rgbs = [to_rgb_array(im) for im in images]
+        pixels = [_Pixels(im) for im in images]
         results: list[Image.Image | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
-        for i, rgb in enumerate(rgbs):
-            groups.setdefault(rgb.shape[:2], []).append(i)
+        for i, p in enumerate(pixels):
+            groups.setdefault((p.height, p.width), []).append(i)
         for (h, w), members in groups.items():
             # Colour input is desaturated: only its L is used.
-            L_full = [_lightness(rgbs[i]) for i in members]
-            L_small = torch.cat([F.interpolate(L, size=working_size(h, w, self.size), mode="bilinear",
-                                               align_corners=False, antialias=True) for L in L_full])
+            L_small = torch.cat([_small_lightness(pixels[i], working_size(h, w, self.size), self.device)
+                                 for i in members])
             # A network trained for accuracy predicts the expected colour, which is duller than any
             # real one where it is unsure; the gain (chosen on val) trades a little accuracy for life.
             maps = self._hint_maps([hints[i] for i in members], (h, w), L_small.shape[-2:])
             ab = (self._predict(L_small, maps) * (self.chroma * vividness)).clamp_(-1, 1)
             for k, i in enumerate(members):
-                out = np.empty((h, w, 3), dtype=np.uint8)
-                for y in range(0, h, STRIP_ROWS):
-                    lab = merge(L_full[k], L_small[k:k + 1], ab[k:k + 1], rows=(y, min(h, y + STRIP_ROWS)))
-                    rgb = color.lab_to_rgb(lab[:, :1], lab[:, 1:])[0]
-                    out[y:y + STRIP_ROWS] = (rgb.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-                results[i] = Image.fromarray(out)
+                # The full-resolution path runs where the network does (a GPU worker's too).
+                results[i] = _full_resolution(pixels[i], L_small[k:k + 1], ab[k:k + 1], self.device)
         return results
 
     def _check_settings(self, images, hints, vividness):
@@ -169,12 +270,13 @@ class Colorizer:
         return maps
 
     def _predict(self, L_small, maps, **kwargs):
-        """The network's normalised ab for L (and hint maps, when there are any), on the CPU."""
+        """The network's normalised ab for L (and hint maps, when there are any), float32 on the
+        colorizer's device: the full-resolution path runs there too."""
         args = (L_small.to(self.device),) if maps is None else (L_small.to(self.device), maps.to(self.device))
         out = self.generator(*args, **kwargs)
         if kwargs.get("return_logits"):
-            return out[0].float().cpu(), out[1].float().cpu()
-        return out.float().cpu()
+            return out[0].float(), out[1].float()
+        return out.float()
 
     def palette(self, image: Image.Image, x: int, y: int, k: int = DEFAULT_K, hints=None) -> list[str]:
         """The model's `k` most plausible colours at pixel (x, y) of the upright image, as
@@ -199,12 +301,11 @@ class Colorizer:
             if upright.mode in ("P", "PA"):  # palette indices cannot be averaged
                 upright = upright.convert("RGBA")
             upright = upright.resize((w // shrink, h // shrink), Image.Resampling.BOX)
-        L_small = F.interpolate(_lightness(to_rgb_array(upright)), size=(hs, ws), mode="bilinear",
-                                align_corners=False, antialias=True)
+        L_small = _small_lightness(_Pixels(upright), (hs, ws), torch.device("cpu"))
         _, logits = self._predict(L_small, self._hint_maps([hints], (h, w), (hs, ws)), return_logits=True)
         cell = PaletteGrid.CELL
         rows, cols = -(-hs // cell), -(-ws // cell)
-        p = torch.softmax(logits[0, :, :rows, :cols], dim=0).flatten(1).T  # (cells, bins)
+        p = torch.softmax(logits[0, :, :rows, :cols].cpu(), dim=0).flatten(1).T  # (cells, bins)
         ab, probability = _heaviest_clusters(p, self.generator.bin_centers.float().cpu(), k)  # (k, cells, ...)
         L_cells = F.avg_pool2d(F.pad(L_small, (0, cols * cell - ws, 0, rows * cell - hs), mode="replicate"), cell)
         rgb = color.lab_to_rgb(L_cells.flatten()[None, None, None].expand(1, 1, k, -1), ab.permute(2, 0, 1)[None])[0]
@@ -229,12 +330,3 @@ def _heaviest_clusters(p: torch.Tensor, centres: torch.Tensor, k: int) -> tuple[
         probabilities.append(total)
         p = p - weights
     return torch.stack(colours), torch.stack(probabilities)
-
-
-def _lightness(rgb: np.ndarray) -> torch.Tensor:
-    """Normalised L (1, 1, H, W) of an (H, W, 3) image, converted a strip at a time."""
-    L = torch.empty(1, 1, *rgb.shape[:2])
-    for y in range(0, rgb.shape[0], STRIP_ROWS):
-        strip = torch.from_numpy(rgb[y:y + STRIP_ROWS]).permute(2, 0, 1)[None]
-        L[..., y:y + STRIP_ROWS, :] = color.rgb_to_lab(strip)[0]
-    return L

@@ -189,6 +189,9 @@ else:
         "data_folder_in": str(BROKER_DIR / "messages"),
         "data_folder_out": str(BROKER_DIR / "messages"),
         "control_folder": str(BROKER_DIR / "control"),
+        # An idle worker looks at the folder this often (kombu's default is once a second, which
+        # left a worker idle most of the time with small photos): a job waits at most this long.
+        "polling_interval": env.float("COLORIZER_BROKER_POLLING_INTERVAL", default=0.05),
     }
     for _folder in ("messages", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
@@ -204,6 +207,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("COLORIZER_WORKER_PREFETCH", default=1)
 # Processes per worker; Celery's default is one per CPU core (a GPU worker wants one per GPU).
 CELERY_WORKER_CONCURRENCY = env.int("COLORIZER_WORKER_CONCURRENCY", default=None)
+# torch threads in each of those processes; by default the worker shares its cores out among
+# them (processes x threads = cores; gallery.tasks.torch_threads).
+COLORIZER_TORCH_THREADS = env.int("COLORIZER_TORCH_THREADS", default=None)
 # Pool processes are replaced after this many jobs, and after any job that leaves them holding
 # more than this much memory (a large photo's buffers are not all given back to the system).
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("COLORIZER_WORKER_MAX_TASKS_PER_CHILD", default=200)

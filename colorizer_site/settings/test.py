@@ -27,9 +27,6 @@ else:
 
 if REDIS_URL:  # noqa: F405
     CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{_RUN}:"}  # noqa: F405
-else:
-    # The filesystem broker polls its folder; a test waits for every message it sends.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "polling_interval": 0.1}  # noqa: F405
 
 # Real hashing costs a second per user created.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -81,3 +81,35 @@ def test_the_etag_is_no_way_around_the_owner_check(as_bob, as_alice, job):
     etag = as_alice.get(url(job))["ETag"]
 
     assert as_bob.get(url(job), HTTP_IF_NONE_MATCH=etag).status_code == 404
+
+
+def test_a_304_costs_no_serialization_and_two_queries(as_alice, job, monkeypatch, django_assert_max_num_queries):
+    from gallery.api.serializers import JobSerializer
+
+    etag = as_alice.get(url(job))["ETag"]
+
+    def fail(*args):
+        raise AssertionError("an unchanged job was serialized")
+
+    monkeypatch.setattr(JobSerializer, "to_representation", fail)
+    with django_assert_max_num_queries(2):  # the token, then the job
+        assert as_alice.get(url(job), HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+@pytest.mark.parametrize("change", [
+    {"state": "running", "attempts": 1}, {"state": "failed", "error": "Gave up."}, {"model_version": "other"},
+])
+def test_every_visible_change_changes_the_etag(as_alice, job, change):
+    before = as_alice.get(url(job))
+    ColorizationJob.objects.filter(pk=job.pk).update(**change)
+
+    after = as_alice.get(url(job), HTTP_IF_NONE_MATCH=before["ETag"])
+
+    assert after.status_code == 200 and after["ETag"] != before["ETag"] and after.json() != before.json()
+
+
+def test_the_etag_depends_on_the_address_the_urls_start_with(as_alice, job, settings):
+    settings.ALLOWED_HOSTS = ["testserver", "other.example"]
+    etag = as_alice.get(url(job))["ETag"]
+
+    assert as_alice.get(url(job), HTTP_IF_NONE_MATCH=etag, HTTP_HOST="other.example").status_code == 200

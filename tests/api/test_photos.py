@@ -247,7 +247,7 @@ def test_colorize_again_queues_a_new_job_once(as_alice, photo):
 
 
 def test_delete_removes_the_photo_and_every_file(as_alice, photo, media, django_capture_on_commit_callbacks):
-    assert len(stored_files(media)) == 4  # original, result, thumbnail, colour proposals
+    assert len(stored_files(media)) == 6  # original and its preview; result, its preview, thumbnail, colour proposals
 
     with django_capture_on_commit_callbacks(execute=True):
         response = as_alice.delete(f"/api/v1/photos/{photo.id}/")

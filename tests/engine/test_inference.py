@@ -162,6 +162,115 @@ def test_strips_of_rows_give_exactly_the_whole_merge():
     assert torch.equal(strips, merge(L, L_small, ab))
 
 
+# --- The fast full-resolution path against the one it replaced --------------------------------
+# The previous implementation, kept here as the reference: float RGB of the whole image, kornia's
+# RGB -> Lab, the merge by grid_sample, kornia's Lab -> RGB, rounding.
+
+def _reference_merge(L_full, L_small, ab_small, rows, radius=2, eps=1e-3):
+    from mlcore.inference import _box
+
+    mean_L, mean_ab = _box(L_small, radius), _box(ab_small, radius)
+    cov = _box(L_small * ab_small, radius) - mean_L * mean_ab
+    var = _box(L_small * L_small, radius) - mean_L * mean_L
+    a = cov / (var + eps)
+    coefficients = torch.cat([_box(a, radius), _box(mean_ab - a * mean_L, radius)], dim=1)
+    height, width = L_full.shape[-2:]
+    y0, y1 = rows
+    ys = (2 * torch.arange(y0, y1) + 1) / height - 1
+    xs = (2 * torch.arange(width) + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).expand(len(L_full), -1, -1, -1)
+    a, b = torch.nn.functional.grid_sample(coefficients, grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False).chunk(2, 1)
+    L = L_full[..., y0:y1, :]
+    return torch.cat([L, (a * L + b).clamp_(-1, 1)], dim=1)
+
+
+@torch.no_grad()
+def _reference_colorize(colorizer, image):
+    from mlcore.inference import working_size
+
+    rgb = to_rgb_array(image)
+    h, w = rgb.shape[:2]
+    L = color.rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0]
+    L_small = torch.nn.functional.interpolate(L, size=working_size(h, w, colorizer.size), mode="bilinear",
+                                              align_corners=False, antialias=True)
+    ab = (colorizer.generator(L_small).float() * colorizer.chroma).clamp_(-1, 1)
+    lab = _reference_merge(L, L_small, ab, rows=(0, h))
+    out = (color.lab_to_rgb(lab[:, :1], lab[:, 1:])[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(out)
+
+
+def _lab(image):
+    rgb = torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
+    L, ab = color.rgb_to_lab(rgb)
+    return (L[0, 0] + 1) * 50, ab[0] * 110
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from mlcore.weights import DEFAULT_WEIGHTS
+
+    colorizer = Colorizer.load(DEFAULT_WEIGHTS, device="cpu", size=64)
+    colorizer.chroma = max(colorizer.chroma, 2.0)  # vivid colours: differences would show
+    return colorizer
+
+
+def _comparison_images():
+    grey16 = (np.asarray(synthetic_photo(22, size=(157, 211)).convert("L"), np.uint16) * 257
+              + np.arange(211)[:, None].astype(np.uint16))
+    grey8 = np.asarray(synthetic_photo(24, size=(140, 180)).convert("L"))
+    return {
+        "colour": synthetic_photo(20, size=(333, 250)),
+        "grey": synthetic_photo(21, size=(250, 333)).convert("L"),
+        "grey as RGB": synthetic_photo(21, size=(250, 333)).convert("L").convert("RGB"),
+        "16-bit": Image.fromarray(grey16),
+        # 32-bit and float greys are scaled by their range (mlcore.image_modes.grey_scale).
+        "32-bit of 8-bit values": Image.fromarray(grey8.astype(np.int32), "I"),
+        "32-bit stretched": Image.fromarray(grey8.astype(np.int32) * 1000 - 50_000, "I"),
+        "float of 8-bit values": Image.fromarray(grey8.astype(np.float32), "F"),
+        "float in 0..1": Image.fromarray(grey8.astype(np.float32) / 255, "F"),
+        "RGBA": synthetic_photo(23, size=(97, 300)).convert("RGBA"),
+        "stripes": Image.fromarray(np.tile(np.array([0, 255], np.uint8), (120, 150))),
+    }
+
+
+@pytest.mark.parametrize("name", list(_comparison_images()))
+def test_the_fast_path_gives_the_previous_result(shipped, name):
+    image = _comparison_images()[name]
+    fast, reference = shipped.colorize(image), _reference_colorize(shipped, image)
+    assert fast.size == reference.size and fast.mode == "RGB"
+    difference = np.abs(np.asarray(fast, int) - np.asarray(reference, int))
+    # Float rounding (kornia's pow against tables, grid_sample against interpolate) moves a value
+    # across an 8-bit rounding boundary now and then: by one level, on a few pixels.
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+    (fast_L, fast_ab), (ref_L, ref_ab) = _lab(fast), _lab(reference)
+    assert (fast_ab - ref_ab).abs().max() < 1.5  # a*b* units, of rounded 8-bit results
+    assert (fast_L - ref_L).abs().max() < 0.6
+
+
+def test_a_grey_scan_saved_as_rgb_gives_exactly_its_grey_result(shipped):
+    grey = synthetic_photo(30, size=(120, 90)).convert("L")
+    assert np.array_equal(np.asarray(shipped.colorize(grey)), np.asarray(shipped.colorize(grey.convert("RGB"))))
+
+
+def test_16_bit_levels_reach_the_result(shipped):
+    # Two 16-bit images one 8-bit level apart at most: their results differ where the levels do.
+    ramp = (np.linspace(20000, 20256, 200 * 150) .reshape(150, 200)).astype(np.uint16)
+    out = np.asarray(shipped.colorize(Image.fromarray(ramp)), int)
+    assert len(np.unique(out.sum(axis=2))) > 2  # 257 levels of 16 bits -> more than one 8-bit level
+
+
+def test_working_size_lightness_is_computed_in_strips_exactly():
+    from mlcore.inference import _Pixels, _small_lightness
+
+    image = synthetic_photo(31, size=(1031, 517))
+    pixels = _Pixels(image)
+    L = color.rgb_to_lab(torch.from_numpy(to_rgb_array(image)).permute(2, 0, 1)[None])[0]
+    whole = torch.nn.functional.interpolate(L, size=(64, 128), mode="bilinear", align_corners=False, antialias=True)
+    strips = _small_lightness(pixels, (64, 128), torch.device("cpu"))
+    assert (whole - strips).abs().max() < 1e-5  # kornia's L against the table's: float rounding
+
+
 def test_the_working_size_caps_the_longer_side_too():
     # A sliver of an image must not reach the network at full length.
     assert working_size(50_000_000, 1, 256) == (256 * MAX_ASPECT, 1)

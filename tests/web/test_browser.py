@@ -89,6 +89,11 @@ def test_a_new_user_colorizes_photos(page, artifacts):
     cards.filter(has_text="attic.png").click()
     compare = page.locator("[data-compare]")
     expect(compare.locator("img.after")).to_be_visible()
+    # The slider shows the display-size copies, loaded in full; the buttons below download the
+    # full resolution.
+    for side in ("img.after", "img.before"):
+        assert "preview.jpg" in compare.locator(side).get_attribute("src")
+        expect(compare.locator(side)).to_have_js_property("naturalWidth", 640)
     compare.locator("input[type=range]").fill("25")
     assert compare.evaluate("el => el.style.getPropertyValue('--pos')") == "25%"
     page.screenshot(path=artifacts / "4-compare.png")

@@ -154,5 +154,6 @@ def test_deleting_a_photo_while_it_is_colorized_leaves_no_file(alice, media):
     later_photo, later = upload(alice)
     [later] = wait_until_finished([later.id])
 
-    assert stored_files(media) == sorted([later_photo.original.name, *later.files])
+    later_photo.refresh_from_db()
+    assert stored_files(media) == sorted([later_photo.original.name, later_photo.preview.name, *later.files])
     assert not ColorizationJob.objects.filter(id=job.id).exists()

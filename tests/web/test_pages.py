@@ -36,6 +36,8 @@ PHOTO_URLS = [
     "/photos/{id}/result.jpg?download=1",
     "/photos/{id}/thumbnail",
     "/photos/{id}/palette.json?x=1&y=1",
+    "/photos/{id}/preview.jpg",
+    "/photos/{id}/original-preview.jpg",
 ]
 PHOTO_ACTIONS = ["/photos/{id}/colorize", "/photos/{id}/delete"]
 
@@ -98,10 +100,61 @@ def test_downloads_are_full_resolution(client, photo, alice):
     assert jpeg["Content-Disposition"] == 'attachment; filename="grandma-colorized.jpg"'
     assert original["Content-Disposition"] == 'attachment; filename="grandma.tif"'
     assert Image.open(io.BytesIO(b"".join(png.streaming_content))).size == (90, 60)
-    assert Image.open(io.BytesIO(jpeg.content)).format == "JPEG"
-    assert Image.open(io.BytesIO(jpeg.content)).size == (90, 60)
+    jpeg_bytes = b"".join(jpeg.streaming_content)
+    assert Image.open(io.BytesIO(jpeg_bytes)).format == "JPEG"
+    assert Image.open(io.BytesIO(jpeg_bytes)).size == (90, 60)
     with photo.original.open("rb") as stored:
         assert b"".join(original.streaming_content) == stored.read()
+
+
+def test_every_download_gives_the_same_bytes(client, photo, alice):
+    # Encoded once (the PNG by the worker, the JPEG on the first request) and stored.
+    client.force_login(alice)
+    for url in ("/photos/{id}/result.png?download=1", "/photos/{id}/result.jpg?download=1",
+                "/photos/{id}/original.png", "/photos/{id}/preview.jpg", "/photos/{id}/original-preview.jpg"):
+        first, second = (b"".join(client.get(url.format(id=photo.id)).streaming_content) for _ in range(2))
+        assert first == second and len(first) > 100, url
+
+
+def test_derived_images_are_cached_for_good_under_versioned_urls(client, photo, alice):
+    client.force_login(alice)
+    job = photo.jobs.get()
+
+    for url in ("preview.jpg", "thumbnail", "result.png", "result.jpg"):
+        versioned = client.get(f"/photos/{photo.id}/{url}?v={job.id}")
+        latest = client.get(f"/photos/{photo.id}/{url}")
+        assert versioned["Cache-Control"] == "private, max-age=31536000, immutable", url
+        # Without the version the newest result is served, which changes when colorized again.
+        assert latest["Cache-Control"] == "private", url
+    for url in ("original-preview.jpg", "original.png"):  # an original never changes
+        assert client.get(f"/photos/{photo.id}/{url}")["Cache-Control"] == "private, max-age=31536000, immutable"
+
+
+def test_the_page_shows_previews_no_larger_than_the_preview_size(client, alice, colorizer, settings):
+    big = services.upload_photo(alice, SimpleUploadedFile("big.png", image_bytes("PNG", size=(3000, 1000))))
+    services.run_job(big.jobs.get().id)
+    client.force_login(alice)
+
+    for url in ("preview.jpg", "original-preview.jpg"):
+        preview = Image.open(io.BytesIO(b"".join(client.get(f"/photos/{big.id}/{url}").streaming_content)))
+        assert preview.format == "JPEG" and preview.size == (services.PREVIEW_SIZE, 683)
+    full = Image.open(io.BytesIO(b"".join(client.get(f"/photos/{big.id}/result.png").streaming_content)))
+    assert full.size == (3000, 1000)
+
+
+def test_a_photo_without_previews_gets_them_on_first_view(client, photo, alice):
+    # Results from before previews existed (and an original whose job has not run yet).
+    job = photo.jobs.get()
+    for owner in (photo, job):
+        owner.preview.delete(save=True)
+    client.force_login(alice)
+
+    for url in ("preview.jpg", "original-preview.jpg"):
+        response = client.get(f"/photos/{photo.id}/{url}")
+        assert Image.open(io.BytesIO(b"".join(response.streaming_content))).size == (90, 60)
+    photo.refresh_from_db()
+    job.refresh_from_db()
+    assert photo.preview and job.preview
 
 
 def test_the_photo_page_compares_before_and_after(client, photo, alice):
@@ -110,9 +163,11 @@ def test_the_photo_page_compares_before_and_after(client, photo, alice):
     page = client.get(f"/photos/{photo.id}/").content.decode()
 
     job = photo.jobs.get()
-    assert f'src="/photos/{photo.id}/result.png?v={job.id}"' in page
-    # Browsers cannot show TIFF: the "before" side is a PNG rendering of it.
-    assert f'src="/photos/{photo.id}/original.png"' in page
+    # Both sides at display size (a TIFF original too, which browsers cannot show); the
+    # buttons download the full resolution.
+    assert f'src="/photos/{photo.id}/preview.jpg?v={job.id}"' in page
+    assert f'src="/photos/{photo.id}/original-preview.jpg"' in page
+    assert f'href="/photos/{photo.id}/result.png?v={job.id}&amp;download=1"' in page
     assert job.model_version in page
 
 
@@ -130,9 +185,12 @@ def test_colorize_again_queues_a_new_job(client, photo, alice, django_capture_on
 
 
 def test_delete_removes_every_stored_file(client, photo, alice, media, django_capture_on_commit_callbacks):
-    services.run_job(services.colorize_photo(photo).id)  # a second result, thumbnail and palette
-    assert len(stored_files(media)) == 7
+    services.run_job(services.colorize_photo(photo).id)  # a second result, preview, thumbnail and palette
     client.force_login(alice)
+    for url in ("/photos/{id}/result.jpg", "/photos/{id}/original.png"):  # stored on first request
+        client.get(url.format(id=photo.id))
+    # The original and its preview and PNG rendering; each job's result, preview, thumbnail, palette; a JPEG.
+    assert len(stored_files(media)) == 3 + 2 * 4 + 1
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/photos/{photo.id}/delete")

@@ -73,11 +73,12 @@ def test_photos_and_results_live_privately_in_the_bucket(bucket, s3_endpoint, al
 
     assert job.state == "succeeded", job.error
     assert job.palette  # the eyedropper's colours are stored with the result
-    assert keys(bucket) == sorted([photo.original.name, *job.files])
+    photo.refresh_from_db()
+    assert keys(bucket) == sorted([photo.original.name, photo.preview.name, *job.files])
     assert photo.original.name == f"originals/{photo.id}.jpg"
-    content_types = {name: bucket.head_object(Bucket=BUCKET, Key=name)["ContentType"]
-                     for name in (photo.original.name, *job.files)}
-    assert list(content_types.values()) == ["image/jpeg", "image/png", "image/jpeg", "image/png"]
+    stored = (photo.original, photo.preview, job.result, job.thumbnail, job.preview, job.palette)
+    content_types = [bucket.head_object(Bucket=BUCKET, Key=f.name)["ContentType"] for f in stored]
+    assert content_types == ["image/jpeg", "image/jpeg", "image/png", "image/jpeg", "image/jpeg", "image/png"]
     assert bucket.get_object(Bucket=BUCKET, Key=photo.original.name)["Body"].read() == data
     for key in keys(bucket):
         grants = bucket.get_object_acl(Bucket=BUCKET, Key=key)["Grants"]
@@ -101,7 +102,7 @@ def test_photos_and_results_live_privately_in_the_bucket(bucket, s3_endpoint, al
 def test_deleting_a_photo_empties_the_bucket(bucket, alice):
     photo = services.upload_photo(alice, SimpleUploadedFile("scan.png", image_bytes("PNG")))
     wait_until_finished([photo.jobs.get().id])
-    assert len(keys(bucket)) == 4  # original, result, thumbnail, colour proposals
+    assert len(keys(bucket)) == 6  # the original and its preview; the result, its preview, thumbnail and colour proposals
 
     services.delete_photo(photo)
 

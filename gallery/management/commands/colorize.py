@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from PIL import Image, UnidentifiedImageError
 
+from mlcore import png
 from mlcore.hints import HintError, parse_color
 from mlcore.inference import MAX_VIVIDNESS, Colorizer
 from mlcore.weights import DEFAULT_WEIGHTS, WeightsError
@@ -47,7 +48,7 @@ class Command(BaseCommand):
                 failed.append(name)
                 continue
             target = out / f"{Path(name).stem}.png"
-            result.save(target)
+            target.write_bytes(png.encode(result))
             self.stdout.write(f"{name} -> {target} ({result.width}x{result.height})")
         if failed:
             raise CommandError(f"{len(failed)} of {len(opts['inputs'])} inputs could not be colorized")
