@@ -240,7 +240,7 @@ def colorize_photo(photo):
 
 
 def run_job(job_id, holder=None):
-    """Colorize the photo of one job and store the result and its thumbnail.
+    """Colorize the photo of one job and store the result, its preview and thumbnail.
 
     Called by the Celery task, possibly more than once for the same job (a message sent twice,
     redelivered, retried). The run first claims the job (claim_job): a finished job, or one
@@ -255,7 +255,7 @@ def run_job(job_id, holder=None):
     token = job.lease_token
     try:
         with _LeaseRenewal(job.pk, token):
-            colorizer = _colorize(job)
+            colorizer, photo_preview = _colorize(job)
     except Exception as exc:
         # The owner reads the reason; the details (paths, endpoints, the traceback) are for
         # operators, found by the job's id.
@@ -277,22 +277,28 @@ def run_job(job_id, holder=None):
     if not finished:  # the photo was deleted while we worked, or our lease was taken over
         job_log.warning("job %s: its lease was lost or the photo deleted during the run; result discarded",
                         job.pk, extra={"job_id": str(job.pk)})
-        _delete_files([job.result.name, job.thumbnail.name, job.preview.name])
+        _delete_files(_files_of_run(job, photo_preview))
+    elif photo_preview:
+        _record_original_preview(job.photo)
 
 
 _NO_LEASE = {"lease_token": None, "lease_holder": "", "lease_expires_at": None}
 
 
 def _colorize(job):
-    """Colorize the job's original into job.result, job.preview and job.thumbnail (saved, not yet
-    recorded), and the photo's preview when it has none."""
+    """Colorize the job's original into job.result, job.preview and job.thumbnail, and into
+    job.photo.preview when the photo has none (saved, not yet recorded).
+
+    Returns the colorizer and whether the photo's preview was made.
+    """
+    photo_preview = not job.photo.preview
     try:
         with job.photo.original.open("rb") as original:
             image = Image.open(io.BytesIO(original.read()))
         check_workable(image)
         colorizer = get_colorizer()
         try:
-            files = colorize_image(colorizer, image, original_preview=not job.photo.preview)
+            files = colorize_image(colorizer, image, original_preview=photo_preview)
         except (MemoryError, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and not _is_allocation_failure(exc):
                 raise
@@ -301,12 +307,17 @@ def _colorize(job):
         job.result.save("result.png", _content(files["result"], "image/png"), save=False)
         job.preview.save("preview.jpg", _content(files["preview"], "image/jpeg"), save=False)
         job.thumbnail.save("thumbnail.jpg", _content(files["thumbnail"], "image/jpeg"), save=False)
-        if "original_preview" in files:  # the page's "before": made once per photo, while it is decoded
-            _store_original_preview(job.photo, files["original_preview"])
+        if photo_preview:  # the page's "before": made once per photo, while it is decoded
+            job.photo.preview.save("preview.jpg", _content(files["original_preview"], "image/jpeg"), save=False)
     except Exception:
-        _delete_files([f.name for f in (job.result, job.thumbnail, job.preview) if f])
+        _delete_files(_files_of_run(job, photo_preview))
         raise
-    return colorizer
+    return colorizer, photo_preview
+
+
+def _files_of_run(job, photo_preview):
+    files = [job.result, job.thumbnail, job.preview] + ([job.photo.preview] if photo_preview else [])
+    return [f.name for f in files if f]
 
 
 def colorize_image(colorizer, image, original_preview=True):
@@ -571,7 +582,9 @@ def original_preview(photo):
         with photo.original.open("rb") as f:
             image = Image.open(io.BytesIO(f.read()))
             image.load()
-        _store_original_preview(photo, _preview_jpeg(image))
+        photo.preview.save("preview.jpg", _content(_preview_jpeg(image), "image/jpeg"), save=False)
+        if not _record_original_preview(photo):
+            photo.refresh_from_db(fields=["preview"])
     return photo.preview.open("rb")
 
 
@@ -592,11 +605,12 @@ def _preview_jpeg(image):
     return _encode(display_image(image, PREVIEW_SIZE), "JPEG", PREVIEW_QUALITY)
 
 
-def _store_original_preview(photo, data):
-    photo.preview.save("preview.jpg", _content(data, "image/jpeg"), save=False)
-    if not Photo.objects.filter(pk=photo.pk, preview="").update(preview=photo.preview.name):
-        default_storage.delete(photo.preview.name)  # made at the same time elsewhere, or the photo is gone
-        photo.refresh_from_db(fields=["preview"])
+def _record_original_preview(photo):
+    """Record the photo's stored preview; False (and the file deleted) when it has one already."""
+    if Photo.objects.filter(pk=photo.pk, preview="").update(preview=photo.preview.name):
+        return True
+    default_storage.delete(photo.preview.name)  # made at the same time elsewhere, or the photo is gone
+    return False
 
 
 def display_image(image, size=None):
@@ -606,8 +620,7 @@ def display_image(image, size=None):
     if image.getexif().get(ExifTags.Base.Orientation, 1) not in (0, 1):
         image = ImageOps.exif_transpose(image)
     mode = image.mode
-    if mode in DEEP_GREY_MODES:
-        grey = grey_scale(image)  # of the whole image: shrinking narrows the range
+    grey = grey_scale(image) if mode in DEEP_GREY_MODES else None  # of the whole image: shrinking narrows it
     if mode.startswith("I;16"):
         image = image.convert("I")  # the same values, in a mode Pillow can resize
     elif mode in ("P", "PA"):
@@ -621,7 +634,7 @@ def display_image(image, size=None):
         shape = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         # Area averaging: one pass, antialiased, a third of bicubic's time on a 12 MP photo.
         image = image.resize(shape, Image.Resampling.BOX)
-    if mode in DEEP_GREY_MODES:  # scaled by their range, as the colorizer reads them
+    if grey:  # scaled by their range, as the colorizer reads them
         low, span = grey
         levels = (np.asarray(image, np.float32) - low) * (255 / span)
         return Image.fromarray(np.clip(levels + 0.5, 0, 255).astype(np.uint8))
