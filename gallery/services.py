@@ -262,7 +262,7 @@ def colorize_photo(photo, vividness=1.0, hints=()):
 
 
 def run_job(job_id, holder=None):
-    """Colorize the photo of one job and store the result, its thumbnail and its palette.
+    """Colorize the photo of one job and store the result, its preview, thumbnail and palette.
 
     Called by the Celery task, possibly more than once for the same job (a message sent twice,
     redelivered, retried). The run first claims the job (claim_job): a finished job, or one
@@ -277,7 +277,7 @@ def run_job(job_id, holder=None):
     token = job.lease_token
     try:
         with _LeaseRenewal(job.pk, token):
-            colorizer = _colorize(job)
+            colorizer, photo_preview = _colorize(job)
     except Exception as exc:
         # The owner reads the reason; the details (paths, endpoints, the traceback) are for
         # operators, found by the job's id.
@@ -300,7 +300,9 @@ def run_job(job_id, holder=None):
     if not finished:  # the photo was deleted while we worked, or our lease was taken over
         job_log.warning("job %s: its lease was lost or the photo deleted during the run; result discarded",
                         job.pk, extra={"job_id": str(job.pk)})
-        _delete_files(job.files)
+        _delete_files(_files_of_run(job, photo_preview))
+    elif photo_preview:
+        _record_original_preview(job.photo)
 
 
 _NO_LEASE = {"lease_token": None, "lease_holder": "", "lease_expires_at": None}
@@ -308,8 +310,12 @@ _NO_LEASE = {"lease_token": None, "lease_holder": "", "lease_expires_at": None}
 
 def _colorize(job):
     """Colorize the job's original with its settings into job.result, job.preview, job.thumbnail
-    and, where the model proposes colours, job.palette (saved, not yet recorded), and the photo's
-    preview when it has none."""
+    and, where the model proposes colours, job.palette, and into job.photo.preview when the photo
+    has none (saved, not yet recorded).
+
+    Returns the colorizer and whether the photo's preview was made.
+    """
+    photo_preview = not job.photo.preview
     try:
         with job.photo.original.open("rb") as original:
             image = Image.open(io.BytesIO(original.read()))
@@ -319,7 +325,7 @@ def _colorize(job):
             raise CannotColorize(HINTS_NOT_TAKEN)
         try:
             files = colorize_image(colorizer, image, hints=job.hints, vividness=job.vividness,
-                                   original_preview=not job.photo.preview)
+                                   original_preview=photo_preview)
         except (MemoryError, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and not _is_allocation_failure(exc):
                 raise
@@ -330,12 +336,16 @@ def _colorize(job):
         job.thumbnail.save("thumbnail.jpg", _content(files["thumbnail"], "image/jpeg"), save=False)
         if "palette" in files:
             job.palette.save("palette.png", _content(files["palette"], "image/png"), save=False)
-        if "original_preview" in files:  # the page's "before": made once per photo, while it is decoded
-            _store_original_preview(job.photo, files["original_preview"])
+        if photo_preview:  # the page's "before": made once per photo, while it is decoded
+            job.photo.preview.save("preview.jpg", _content(files["original_preview"], "image/jpeg"), save=False)
     except Exception:
-        _delete_files(job.files)
+        _delete_files(_files_of_run(job, photo_preview))
         raise
-    return colorizer
+    return colorizer, photo_preview
+
+
+def _files_of_run(job, photo_preview):
+    return job.files + ([job.photo.preview.name] if photo_preview and job.photo.preview else [])
 
 
 def colorize_image(colorizer, image, hints=(), vividness=1.0, original_preview=True):
@@ -626,7 +636,9 @@ def original_preview(photo):
         with photo.original.open("rb") as f:
             image = Image.open(io.BytesIO(f.read()))
             image.load()
-        _store_original_preview(photo, _preview_jpeg(image))
+        photo.preview.save("preview.jpg", _content(_preview_jpeg(image), "image/jpeg"), save=False)
+        if not _record_original_preview(photo):
+            photo.refresh_from_db(fields=["preview"])
     return photo.preview.open("rb")
 
 
@@ -647,11 +659,12 @@ def _preview_jpeg(image):
     return _encode(display_image(image, PREVIEW_SIZE), "JPEG", PREVIEW_QUALITY)
 
 
-def _store_original_preview(photo, data):
-    photo.preview.save("preview.jpg", _content(data, "image/jpeg"), save=False)
-    if not Photo.objects.filter(pk=photo.pk, preview="").update(preview=photo.preview.name):
-        default_storage.delete(photo.preview.name)  # made at the same time elsewhere, or the photo is gone
-        photo.refresh_from_db(fields=["preview"])
+def _record_original_preview(photo):
+    """Record the photo's stored preview; False (and the file deleted) when it has one already."""
+    if Photo.objects.filter(pk=photo.pk, preview="").update(preview=photo.preview.name):
+        return True
+    default_storage.delete(photo.preview.name)  # made at the same time elsewhere, or the photo is gone
+    return False
 
 
 def display_image(image, size=None):
@@ -661,8 +674,7 @@ def display_image(image, size=None):
     if image.getexif().get(ExifTags.Base.Orientation, 1) not in (0, 1):
         image = ImageOps.exif_transpose(image)
     mode = image.mode
-    if mode in DEEP_GREY_MODES:
-        grey = grey_scale(image)  # of the whole image: shrinking narrows the range
+    grey = grey_scale(image) if mode in DEEP_GREY_MODES else None  # of the whole image: shrinking narrows it
     if mode.startswith("I;16"):
         image = image.convert("I")  # the same values, in a mode Pillow can resize
     elif mode in ("P", "PA"):
@@ -676,7 +688,7 @@ def display_image(image, size=None):
         shape = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         # Area averaging: one pass, antialiased, a third of bicubic's time on a 12 MP photo.
         image = image.resize(shape, Image.Resampling.BOX)
-    if mode in DEEP_GREY_MODES:  # scaled by their range, as the colorizer reads them
+    if grey:  # scaled by their range, as the colorizer reads them
         low, span = grey
         levels = (np.asarray(image, np.float32) - low) * (255 / span)
         return Image.fromarray(np.clip(levels + 0.5, 0, 255).astype(np.uint8))

@@ -1,8 +1,7 @@
-"""Images of any Pillow mode as values a screen or the network can use (numpy and Pillow only, no torch).
+"""Greyscale deeper than 8 bits as levels a screen or the network can use (numpy and Pillow only, no torch).
 
 Pillow's own conversions clip 16-bit, 32-bit and float greyscale to 0..255 instead of scaling
-them (a 16-bit scan turns white, an 8-bit one stored as 32-bit is right only by luck), and PNG
-and JPEG cannot hold CMYK, LAB or YCbCr at all.
+them (a 16-bit scan turns white, an 8-bit one stored as 32-bit is right only by luck).
 """
 
 import numpy as np
@@ -35,14 +34,3 @@ def grey_levels(image: Image.Image) -> np.ndarray:
     low, span = grey_scale(image)
     values = np.asarray(image, dtype=np.float32)
     return (values - low) / span
-
-
-def displayable(image: Image.Image) -> Image.Image:
-    """The image in a mode PNG can store and browsers show: L, LA, RGB or RGBA (1 stays 1)."""
-    if image.mode in ("1", "L", "LA", "RGB", "RGBA"):
-        return image
-    if image.mode in DEEP_GREY_MODES:
-        return Image.fromarray((grey_levels(image) * 255).round().astype(np.uint8))
-    if image.mode in ("P", "PA"):
-        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
-    return image.convert("RGB")  # CMYK, LAB, YCbCr, HSV...

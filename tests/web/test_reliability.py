@@ -269,7 +269,7 @@ from PIL import Image
 from gallery import services, tasks
 services.get_colorizer().colorize(Image.new("L", (64, 64)))
 in_use = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
-resource.setrlimit(resource.RLIMIT_AS, (in_use + 200 * 2**20, resource.RLIM_INFINITY))
+resource.setrlimit(resource.RLIMIT_AS, (in_use + 40 * 2**20, resource.RLIM_INFINITY))
 tasks.colorize.apply([sys.argv[1]])
 """
 
@@ -277,7 +277,9 @@ tasks.colorize.apply([sys.argv[1]])
 @pytest.mark.django_db(transaction=True)
 def test_running_out_of_memory_fails_the_job_with_a_message_for_people(alice, colorizer, settings):
     settings.STORAGES = worker_storage(settings)
-    job = stored_job(alice, image_bytes("PNG", size=(4000, 3000)))  # about 650 MB to colorize
+    # About 650 MB by the (conservative) estimate; the worker is allowed 40 MB, less than the
+    # decoded photo and its result alone need (12 + 36 MB).
+    job = stored_job(alice, image_bytes("PNG", size=(4000, 3000)))
 
     worker = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, str(job.id)], env=worker_environment(settings),
                             cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120)
@@ -297,13 +299,13 @@ def test_a_run_that_lost_its_lease_leaves_no_result(alice, colorizer, media, mon
     job = stored_job(alice, image_bytes())
     colorize = services.get_colorizer().colorize
 
-    def colorize_while_the_lease_is_taken_over(image, **settings):
+    def colorize_while_the_lease_is_taken_over(image, **colour_settings):
         # The run's worker seemed dead (its lease ran out): the sweeper queued the job again and
         # another worker claimed it.
         ColorizationJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now())
         services.sweep_jobs()
         services.claim_job(job.id, "celery@other:1")
-        return colorize(image, **settings)
+        return colorize(image, **colour_settings)
 
     monkeypatch.setattr(services.get_colorizer(), "colorize", colorize_while_the_lease_is_taken_over)
 
