@@ -228,7 +228,7 @@ def test_uploads_during_a_redis_outage_are_accepted_and_all_run_once_it_is_back(
           f"{len(jobs)} uploads accepted during the outage all ran {time.monotonic() - back:.1f} s after it came back")
 
     assert upload_s <= 5 and readyz_s <= 5, (upload_s, readyz_s)
-    assert readyz.status_code == 503 and readyz.json()["checks"]["broker"]["ok"] is False
+    assert readyz.status_code == 503 and readyz.json()["checks"]["broker"] == "failing"
     assert (again.status_code, again.json()["id"]) == (202, jobs[1])  # the same job, not lost
     assert (listing.status_code, listing.json()["count"], original.status_code) == (200, 2, 200)
     assert [str(job) for job in unsent] == sorted(jobs)  # known not to be sent...
@@ -284,7 +284,8 @@ def test_a_job_whose_worker_is_killed_outright_runs_again_within_the_bound(api, 
 
 def test_a_job_delivered_twice_runs_once(api, redis_server, stack):
     worker = stack.worker
-    job = job_id(api.upload("scan.png", size=(4000, 3000)))  # 12 MP: seconds, even on a warm worker
+    # 48 MP: seconds even for the fast pixel path on a warm worker, so the run outlasts its lease.
+    job = job_id(api.upload("scan.png", size=(8000, 6000)))
     wait_for_state(job, "running")
 
     # The same job's message once more while it runs: what a re-send by the sweeper, or Redis
