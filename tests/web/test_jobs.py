@@ -81,11 +81,12 @@ def test_transient_errors_are_retried_then_given_up_with_the_last_error(alice, s
 def test_an_unreadable_original_fails_at_once_without_retries(alice, settings):
     settings.COLORIZER_JOB_MAX_ATTEMPTS = 3
     photo, job = upload(alice)
+    wait_until_finished([job.id])  # the upload's own job may run before the damage: damage, then queue
     name = photo.original.name
     default_storage.delete(name)
     default_storage.save(name, io.BytesIO(b"damaged on disk"))  # Pillow raises UnidentifiedImageError
 
-    [job] = wait_until_finished([job.id])
+    [job] = wait_until_finished([services.colorize_photo(photo).id])
 
     assert (job.state, job.attempts) == ("failed", 1)
     assert job.error == "The stored photo could not be read as an image."
