@@ -17,6 +17,7 @@ has the commands.
 import contextlib
 import copy
 import csv
+import shutil
 import dataclasses
 import json
 import os
@@ -55,6 +56,7 @@ class TrainConfig:
     pretrain_epochs: int = 0  # generator alone (no GAN loss) for this many epochs first
     batch_size: int = 32
     lr: float = 2e-4
+    decay_epochs: int = 0  # pix2pix's linear policy: the last this many epochs step the rate down towards zero
     beta1: float = 0.5
     l1_weight: float = 100.0
     gan_weight: float = 1.0
@@ -361,10 +363,21 @@ class Trainer:
             "train_minutes": round(self.train_seconds / 60, 1), "trained_on": str(self.device), "bf16": self.bf16,
         }
         val = {"images": int(len(self.val_photos)), "size": cfg.size, **val_metrics} if val_metrics else {}
-        return save_generator(self.out / "generator.safetensors", self.G_ema, cfg.arch, cfg.gen_config,
-                              training=training, validation=val)
+        # Every epoch's file is kept: the one to ship is chosen afterwards, on photos from elsewhere.
+        path = save_generator(self.out / f"generator_epoch{self.epoch:03d}.safetensors", self.G_ema, cfg.arch,
+                              cfg.gen_config, training=training, validation=val)
+        shutil.copyfile(path, self.out / "generator.safetensors")
+        return self.out / "generator.safetensors"
 
     # -- the loop ----------------------------------------------------------------------------
+
+    def lr_at(self, epoch: int) -> float:
+        """The rate for 0-based `epoch`: constant, then down by lr/(decay_epochs + 1) per epoch
+        (pix2pix's 'linear' policy), so a run ends on small steps rather than wherever it wandered."""
+        cfg = self.cfg
+        decayed = max(0, epoch + 1 - (cfg.epochs - cfg.decay_epochs))
+        return cfg.lr * (1 - decayed / (cfg.decay_epochs + 1))
+
 
     def time_is_up(self, deadline: float | None) -> bool:
         """Whether the --minutes budget is spent; rank 0's clock decides for every rank, so all stop
@@ -386,11 +399,15 @@ class Trainer:
             grey = self.validate(grey=True)
             say("no-colour baseline on val:", json.dumps({k: round(grey[k], 4) for k in metrics.COLUMNS}))
         log_path = self.out / "losses.csv"
-        columns = ["epoch", "phase", *LOSS_COLUMNS, *(f"val_{k}" for k in metrics.COLUMNS), "images_per_s", "minutes"]
+        columns = ["epoch", "phase", *LOSS_COLUMNS, *(f"val_{k}" for k in metrics.COLUMNS), "images_per_s", "minutes", "lr"]
         deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else None
         out_of_time = False
         while self.epoch < cfg.epochs and not out_of_time:
             gan = cfg.gan_weight > 0 and self.epoch >= cfg.pretrain_epochs
+            lr = self.lr_at(self.epoch)
+            for opt in (self.opt_G, self.opt_D):
+                for group in opt.param_groups:
+                    group["lr"] = lr
             self.net_G.train()
             self.net_D.train()
             sums = dict.fromkeys(LOSS_COLUMNS, 0.0)
@@ -415,7 +432,7 @@ class Trainer:
             self.samples_seen += steps * cfg.batch_size
             self.train_seconds += seconds
             val = self.validate()
-            row = {"epoch": self.epoch, "phase": "gan" if gan else "pretrain",
+            row = {"epoch": self.epoch, "phase": "gan" if gan else "pretrain", "lr": lr,
                    **{k: round(v / max(steps, 1), 4) for k, v in sums.items()},
                    **{f"val_{k}": round(val[k], 4) for k in metrics.COLUMNS if k in val},
                    "images_per_s": round(steps * cfg.batch_size / seconds, 1),

@@ -93,7 +93,8 @@ def test_resume_of_a_two_process_run_reproduces_the_straight_run(runs):
 
 def test_two_processes_write_one_set_of_outputs_and_cache_once(runs):
     out = runs["tmp"] / "straight"
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "generator.safetensors", "losses.csv",
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "generator.safetensors", "generator_epoch001.safetensors",
+                                                     "generator_epoch002.safetensors", "losses.csv",
                                                      "samples_epoch001.png", "samples_epoch002.png"]
     assert len((out / "losses.csv").read_text().splitlines()) == 3  # a header and two epochs, once
     log = runs["log"]

@@ -61,11 +61,26 @@ def test_a_run_writes_losses_samples_checkpoint_and_weights(photo_folder, tmp_pa
     assert meta["training"]["epochs_trained"] == 2 and meta["training"]["train_photos"] == 12
     assert meta["validation"]["images"] == 4 and "de2000" in meta["validation"]
 
+    # Each epoch's weights stay, to choose from afterwards; generator.safetensors is the last.
+    _, first = load_generator(run / "generator_epoch001.safetensors")
+    assert first["training"]["epochs_trained"] == 1
+    assert (run / "generator.safetensors").read_bytes() == (run / "generator_epoch002.safetensors").read_bytes()
+
     capsys.readouterr()
     report.main([str(run), str(tmp_path / "curves.png")])
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| epoch | phase | loss_D_fake") and table[3].startswith("| 2 | gan |")
     assert Image.open(tmp_path / "curves.png").size[0] > 600
+
+
+def test_the_rate_decays_linearly_over_the_last_epochs(photo_folder, tmp_path):
+    cfg = _config(photo_folder, tmp_path / "run", epochs=5)
+    cfg.lr, cfg.decay_epochs, cfg.pretrain_epochs = 3e-4, 3, 5
+    trainer = train(cfg)
+    assert [row["lr"] for row in trainer.history] == pytest.approx([3e-4, 3e-4, 2.25e-4, 1.5e-4, 0.75e-4])
+    assert trainer.opt_G.param_groups[0]["lr"] == pytest.approx(0.75e-4)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "losses.csv")))
+    assert float(rows[-1]["lr"]) == pytest.approx(0.75e-4)
 
 
 def test_resume_continues_exactly_where_it_stopped(photo_folder, tmp_path):

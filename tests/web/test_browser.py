@@ -157,9 +157,11 @@ def test_steering_the_colours_with_vividness_and_hints(alice, page, artifacts, m
     page.mouse.up()
     page.screenshot(path=artifacts / "5-hints.png")
 
-    adjust.get_by_role("button", name="Apply").click()
-    expect(page.locator(".message")).to_contain_text("attic.png is queued to be colorized again "
-                                                     "(vividness 1.6× · 2 colour hints).")
+    # The page the form leads to says what was queued. It is read from the response: when the job
+    # finishes first, the page reloads itself to show the result and the one-off message is gone.
+    with page.expect_response(lambda r: r.request.method == "GET" and r.url.endswith(f"/photos/{photo.id}/")) as shown:
+        adjust.get_by_role("button", name="Apply").click()
+    assert "attic.png is queued to be colorized again (vividness 1.6× · 2 colour hints)." in shown.value.text()
     # The page follows the job and shows its result with the settings it was made with.
     expect(page.locator("[data-role=result-settings]")).to_have_text("Shown: vividness 1.6× · 2 colour hints")
     page.screenshot(path=artifacts / "6-applied.png")

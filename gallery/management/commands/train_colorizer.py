@@ -27,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                             help="the global batch, split over the processes under torchrun")
         parser.add_argument("--lr", type=float, default=defaults.lr)
+        parser.add_argument("--decay-epochs", type=int, default=defaults.decay_epochs,
+                            help="the last this many epochs lower the rate linearly towards zero (pix2pix)")
         parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight)
         parser.add_argument("--gan-weight", type=float, default=defaults.gan_weight)
         parser.add_argument("--ce-weight", type=float, default=defaults.ce_weight,
