@@ -302,7 +302,7 @@ def run_job(job_id, holder=None):
                         job.pk, extra={"job_id": str(job.pk)})
         _delete_files(_files_of_run(job, photo_preview))
     elif photo_preview:
-        _record_original_preview(job.photo)
+        _record_preview(job.photo)
 
 
 _NO_LEASE = {"lease_token": None, "lease_holder": "", "lease_expires_at": None}
@@ -632,38 +632,35 @@ def _converted_name(owner, image_format):
 
 def original_preview(photo):
     """The photo's display-size original, opened for reading; made now if the worker has not."""
-    if not photo.preview:
-        with photo.original.open("rb") as f:
-            image = Image.open(io.BytesIO(f.read()))
-            image.load()
-        photo.preview.save("preview.jpg", _content(_preview_jpeg(image), "image/jpeg"), save=False)
-        if not _record_original_preview(photo):
-            photo.refresh_from_db(fields=["preview"])
-    return photo.preview.open("rb")
+    return _stored_preview(photo, photo.original)
 
 
 def result_preview(job):
     """The job's display-size result, opened for reading (made now for results from before previews)."""
-    if not job.preview:
-        with job.result.open("rb") as f:
+    return _stored_preview(job, job.result)
+
+
+def _stored_preview(record, source):
+    """`record.preview` (a Photo's or a job's), opened for reading; made from `source` first when missing."""
+    if not record.preview:
+        with source.open("rb") as f:
             image = Image.open(io.BytesIO(f.read()))
             image.load()
-        job.preview.save("preview.jpg", _content(_preview_jpeg(image), "image/jpeg"), save=False)
-        if not ColorizationJob.objects.filter(pk=job.pk, preview="").update(preview=job.preview.name):
-            default_storage.delete(job.preview.name)  # made at the same time elsewhere
-            job.refresh_from_db(fields=["preview"])
-    return job.preview.open("rb")
+        record.preview.save("preview.jpg", _content(_preview_jpeg(image), "image/jpeg"), save=False)
+        if not _record_preview(record):
+            record.refresh_from_db(fields=["preview"])
+    return record.preview.open("rb")
 
 
 def _preview_jpeg(image):
     return _encode(display_image(image, PREVIEW_SIZE), "JPEG", PREVIEW_QUALITY)
 
 
-def _record_original_preview(photo):
-    """Record the photo's stored preview; False (and the file deleted) when it has one already."""
-    if Photo.objects.filter(pk=photo.pk, preview="").update(preview=photo.preview.name):
+def _record_preview(record):
+    """Record the stored preview; False (and the file deleted) when the record has one already."""
+    if type(record).objects.filter(pk=record.pk, preview="").update(preview=record.preview.name):
         return True
-    default_storage.delete(photo.preview.name)  # made at the same time elsewhere, or the photo is gone
+    default_storage.delete(record.preview.name)  # made at the same time elsewhere, or the record is gone
     return False
 
 

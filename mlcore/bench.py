@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFilter
 
 from .models import build_generator, count_parameters
 from .train import TrainConfig, Trainer
@@ -72,12 +73,10 @@ def _format_row(r: dict) -> str:
             f"| {r['train_l1_step_s']:.2f} | {r['train_gan_step_s']:.2f} |")
 
 
-def synthetic_scan(width: int, height: int, seed: int = 0, grain: float = 2.0) -> "Image.Image":
+def synthetic_scan(width: int, height: int, seed: int = 0, grain: float = 2.0) -> Image.Image:
     """A stand-in for a scanned black-and-white print, (width x height) 8-bit grey: soft shapes
     and gradients at every scale, a few hard edges, and film grain (sigma `grain` levels), so
     that it compresses like a real scan. Made a strip at a time: a 50 MP one costs ~60 MB."""
-    from PIL import Image, ImageDraw, ImageFilter
-
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(30, 226, (12, 16), dtype=np.uint8)).resize((160, 120), Image.BICUBIC)
     draw = ImageDraw.Draw(small)
