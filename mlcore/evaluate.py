@@ -24,6 +24,8 @@ def source_of(path) -> str:
 def load_eval_images(folder, size: int, limit: int | None = None) -> tuple[list[Image.Image], list[str]]:
     """The photos, centre-cropped to size x size, and the source prefix of each."""
     paths = list_images(folder)
+    if not paths:
+        raise FileNotFoundError(f"no photos (JPEG, PNG, ...) in {folder}")
     if limit and limit < len(paths):
         # Evenly spread: a folder sorted by name is sorted by source, and the first N would be one source.
         paths = [paths[i * len(paths) // limit] for i in range(limit)]

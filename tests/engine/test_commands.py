@@ -141,6 +141,12 @@ def test_train_colorizer_refuses_a_missing_folder(tmp_path):
         call_command("train_colorizer", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"))
 
 
+def test_evaluate_colorizer_says_when_a_folder_holds_no_photos(tmp_path, tiny_weights):
+    (tmp_path / "notes.txt").write_text("not a photo")
+    with pytest.raises(CommandError, match=f"no photos \\(JPEG, PNG, ...\\) in {tmp_path}"):
+        call_command("evaluate_colorizer", "--weights", str(tiny_weights), "--data", str(tmp_path))
+
+
 def test_colorize_takes_vividness_and_hints(tmp_path, tiny_weights, monkeypatch):
     photo = tmp_path / "old.png"
     synthetic_photo(1, size=(60, 40)).convert("L").save(photo)
