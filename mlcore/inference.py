@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps
 
 from . import color
+from .certainty import gain_map
 from .hints import HintsNotSupported, hint_map
 from .image_modes import DEEP_GREY_MODES, grey_levels, grey_scale
 from .models import AB_BINS_PER_AXIS
@@ -194,13 +195,15 @@ class Colorizer:
     """Load once, colorize many. Thread-unsafe by design: one per worker process."""
 
     def __init__(self, generator, metadata: dict, version: str, device: torch.device, size: int,
-                 chroma: float = 1.0):
+                 chroma: float = 1.0, certainty: dict | None = None):
         self.generator, self.metadata, self.version = generator, metadata, version
         self.device, self.size, self.chroma = device, size, chroma
+        self.certainty = certainty  # a gain curve from mlcore.certainty.calibrate, or None: uniform gain
 
     @classmethod
     def load(cls, path=DEFAULT_WEIGHTS, device: str = "auto", size: int | None = None) -> "Colorizer":
-        """Working size and chroma gain come from the file's `inference` metadata unless given."""
+        """Working size, chroma gain and certainty curve come from the file's `inference` metadata
+        unless given."""
         path = Path(path)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -208,7 +211,7 @@ class Colorizer:
         tuned = meta.get("inference", {})
         size = size or tuned.get("size") or DEFAULT_SIZE
         return cls(generator, meta, f"{meta['arch']}-{file_digest(path)[:8]}", torch.device(device), int(size),
-                   chroma=tuned.get("chroma", 1.0))
+                   chroma=tuned.get("chroma", 1.0), certainty=tuned.get("certainty"))
 
     @property
     def takes_hints(self) -> bool:
@@ -273,10 +276,14 @@ class Colorizer:
         """The network's normalised ab for L (and hint maps, when there are any), float32 on the
         colorizer's device: the full-resolution path runs there too."""
         args = (L_small.to(self.device),) if maps is None else (L_small.to(self.device), maps.to(self.device))
-        out = self.generator(*args, **kwargs)
         if kwargs.get("return_logits"):
-            return out[0].float(), out[1].float()
-        return out.float()
+            ab, logits = self.generator(*args, **kwargs)
+            return ab.float(), logits.float()
+        if self.certainty:
+            # Hinted points come out as picked: the model is sure of them, where the curve is 1.
+            ab, logits = self.generator(*args, return_logits=True)
+            return ab.float() * gain_map(self.generator, logits, self.certainty, L_small.shape[-2:])
+        return self.generator(*args).float()
 
     def palette(self, image: Image.Image, x: int, y: int, k: int = DEFAULT_K, hints=None) -> list[str]:
         """The model's `k` most plausible colours at pixel (x, y) of the upright image, as

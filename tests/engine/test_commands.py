@@ -57,7 +57,8 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     assert no_colour[-2].strip().startswith("0.0 (")  # grey has no colourfulness
     assert Image.open(tmp_path / "grid.png").size == (3 * 32, 5 * 32)  # 5 photos: grey | ours | truth
     generator, meta = load_generator(tmp_path / "shipped.safetensors")
-    assert float(generator.temperature) == 1.0 and meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5}
+    assert float(generator.temperature) == 1.0 and meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5,
+                                                                         "certainty": None}
     colorizer = Colorizer.load(tmp_path / "shipped.safetensors")
     assert colorizer.chroma == 1.5 and colorizer.size == 16
     # Evaluated as shipped, it scores what its first compared settings scored.
@@ -74,7 +75,33 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
                  ship=str(tmp_path / "shipped.safetensors"))
     _, meta = load_generator(tmp_path / "shipped.safetensors")
     assert {k: v["images"] for k, v in meta["validation"].items()} == {str(folder): 5, str(other): 1}
-    assert meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5}
+    assert meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5,
+                                                                         "certainty": None}
+
+
+def test_evaluate_calibrates_the_certainty_curve_on_other_photos_and_ships_it(tmp_path, tiny_weights, capsys):
+    folders = {name: tmp_path / name for name in ("dev", "val")}
+    for k, folder in enumerate(folders.values()):
+        folder.mkdir()
+        for i in range(4):
+            synthetic_photo(10 * k + i).save(folder / f"{i}.png")
+    shipped = tmp_path / "shipped.safetensors"
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folders["dev"]), size=32,
+                 working_size=[16], calibrate=str(folders["val"]), ship=str(shipped))
+    out = capsys.readouterr().out
+    assert f"Certainty curve from 4 photos of {folders['val']} at 16px" in out
+    [calibrated] = [line for line in out.splitlines() if line.startswith("| ours")]
+    colorizer = Colorizer.load(shipped)
+    assert len(colorizer.certainty["gain"]) == 10 and colorizer.certainty["gain"][0] == 1.0
+    # The shipped file scores as calibrated; --uniform-gain sets its curve aside.
+    call_command("evaluate_colorizer", weights=str(shipped), data=str(folders["dev"]), size=32)
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
+    assert row.split("|")[2:] == calibrated.split("|")[2:]
+    call_command("evaluate_colorizer", weights=str(shipped), data=str(folders["dev"]), size=32, uniform_gain=True,
+                 ship=str(tmp_path / "uniform.safetensors"))
+    assert Colorizer.load(tmp_path / "uniform.safetensors").certainty is None
+    with pytest.raises(CommandError, match="image folder not found"):
+        call_command("evaluate_colorizer", weights=str(shipped), data=str(folders["dev"]), calibrate=str(tmp_path / "no"))
 
 
 def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights, capsys):

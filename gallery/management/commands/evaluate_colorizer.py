@@ -1,9 +1,12 @@
 import itertools
+import json
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from mlcore.certainty import calibrate
 from mlcore.evaluate import evaluate, format_sources, format_table, load_eval_images, sample_grid
+from mlcore.data import list_images
 from mlcore.inference import Colorizer
 from mlcore.weights import DEFAULT_WEIGHTS, WeightsError, save_generator
 
@@ -27,6 +30,11 @@ class Command(BaseCommand):
                                  "--grid and --ship use")
         parser.add_argument("--hints", type=int, nargs="+", default=[0],
                             help="true-colour hints given per photo, to compare (models that take hints)")
+        parser.add_argument("--calibrate", metavar="FOLDER",
+                            help="fit the certainty gain curve (mlcore/certainty.py) on these colour photos, "
+                                 "not the evaluated ones (e.g. photos/val), for each temperature and working size")
+        parser.add_argument("--uniform-gain", action="store_true",
+                            help="ignore the weights' certainty curve: one chroma gain for every pixel")
         parser.add_argument("--grid", metavar="PNG", help="also save a grey | ours | truth grid of 8 photos")
         parser.add_argument("--ship", metavar="FILE",
                             help="write the weights, with the first temperature and these metrics, to FILE")
@@ -36,6 +44,8 @@ class Command(BaseCommand):
         try:
             colorizer = Colorizer.load(weights, device=opts["device"])
             images, sources = load_eval_images(opts["data"], opts["size"], opts["limit"])
+            if opts["calibrate"]:
+                list_images(opts["calibrate"])  # a missing folder fails now, not after the first table
         except WeightsError as exc:
             raise CommandError(f"{exc} (pass --weights FILE)") from None
         except FileNotFoundError as exc:
@@ -49,9 +59,14 @@ class Command(BaseCommand):
         # Unless asked to compare, the settings the weights file was shipped with.
         working_sizes = opts["working_size"] or [colorizer.size]
         chromas = opts["chroma"] or [colorizer.chroma]
+        if opts["uniform_gain"]:
+            colorizer.certainty = None
+        curves = {}  # (temperature, working size) -> the curve calibrated for them
         rows, results = {}, []
         for t, chroma, working_size, hints in itertools.product(temperatures, chromas, working_sizes, opts["hints"]):
             self._use(colorizer, t, chroma, working_size)
+            if opts["calibrate"]:
+                colorizer.certainty = self._calibrated(colorizer, opts["calibrate"], t, working_size, curves)
             result = evaluate(colorizer, images, sources, hints=hints)
             rows.setdefault("no colour", result["no colour"])
             shown = [f"T={t:g}"] if t is not None else []
@@ -66,6 +81,8 @@ class Command(BaseCommand):
         self.stdout.write(format_table(rows))
 
         self._use(colorizer, temperatures[0], chromas[0], working_sizes[0])
+        if opts["calibrate"]:
+            colorizer.certainty = curves[temperatures[0], working_sizes[0]]
         if opts["grid"]:
             sample_grid(colorizer, images).save(opts["grid"])
         if opts["ship"]:
@@ -89,8 +106,20 @@ class Command(BaseCommand):
                                   training=meta.get("training", {}),
                                   validation={**keyed, str(opts["data"]): evaluated},
                                   inference={"size": working_sizes[0], "temperature": temperature,
-                                             "chroma": chromas[0]})
+                                             "chroma": chromas[0], "certainty": colorizer.certainty})
             self.stdout.write(f"wrote {path}")
+
+    def _calibrated(self, colorizer, folder, temperature, working_size, curves):
+        if (temperature, working_size) not in curves:
+            photos, _ = load_eval_images(folder, working_size)
+            try:
+                curve = calibrate(colorizer, photos)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"Certainty curve from {len(photos)} photos of {folder} at {working_size}px"
+                              f"{'' if temperature is None else f', T={temperature:g}'}: {json.dumps(curve)}")
+            curves[temperature, working_size] = curve
+        return curves[temperature, working_size]
 
     @staticmethod
     def _use(colorizer, temperature, chroma, working_size):
