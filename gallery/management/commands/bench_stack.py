@@ -183,14 +183,15 @@ def _local_processes():
 
 
 def _local_cpu():
-    """{(role, pid): CPU seconds used so far} of the local stack's processes."""
+    """{(role, pid): CPU seconds used so far} of the local stack's processes, with that of their
+    children that have exited (pool and gunicorn processes replaced after so many requests)."""
     ticks, used = os.sysconf("SC_CLK_TCK"), {}
     for role, pid, entry in _local_processes():
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        used[role, pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        used[role, pid] = sum(map(int, fields[11:15])) / ticks  # utime, stime, cutime, cstime
     return used
 
 
