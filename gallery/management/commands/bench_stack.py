@@ -97,7 +97,7 @@ class Command(BaseCommand):
         # On a busy machine wall-clock rates say little; CPU seconds per photo say what the stack
         # needs, and so how many photos/s the machine's cores could do.
         for role in ("worker", "web"):
-            used = sum(after[pid] - before.get(pid, 0.0) for pid in after if pid[0] == role)
+            used = _cpu_used(before, after, role)
             if used:
                 cores = len(os.sched_getaffinity(0))
                 self.stdout.write(f"{role + ' CPU':17s}{used / count:.3f} CPU-s per photo "
@@ -193,6 +193,13 @@ def _local_cpu():
             continue
         used[role, pid] = sum(map(int, fields[11:15])) / ticks  # utime, stime, cutime, cstime
     return used
+
+
+def _cpu_used(before, after, role):
+    """CPU seconds `role`'s processes used between two _local_cpu() readings. A process that
+    exited in between is in its parent's reading (the server's master process, or Celery's)."""
+    return sum(used for (name, _), used in after.items() if name == role) - sum(
+        used for (name, _), used in before.items() if name == role)
 
 
 def _celery_peak_rss():

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
-from .bench_stack import _local_cpu, _local_token, _percentile
+from .bench_stack import _cpu_used, _local_cpu, _local_token, _percentile
 
 
 class Command(BaseCommand):
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         web_before = _local_cpu()
         results = list(pool.map(_load, [target] * processes, [path] * processes, [headers] * processes,
                                 [status] * processes, shares, [seconds] * processes))
-        web_used = sum(used - web_before.get(key, 0.0) for key, used in _local_cpu().items() if key[0] == "web")
+        web_used = _cpu_used(web_before, _local_cpu(), "web")
         latencies = sorted(latency for result in results for latency in result["latencies"])
         errors = [error for result in results for error in result["errors"]]
         elapsed = max(result["elapsed"] for result in results)
