@@ -55,7 +55,7 @@ class Command(BaseCommand):
         loads = [
             ("job poll, If-None-Match (304)", job_path, {"If-None-Match": etag}, 304),
             ("job poll, plain GET (200)", job_path, {}, 200),
-            (f"photo list, {len(photos['results'])} photos (200)", "/photos/", {}, 200),
+            (f"photo list, page of {len(photos['results'])} (200)", "/photos/", {}, 200),
         ]
         processes = min(opts["processes"], opts["clients"])
         self.stdout.write(
