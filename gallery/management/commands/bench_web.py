@@ -80,7 +80,7 @@ class Command(BaseCommand):
         requests = len(latencies) + len(errors)
         client_cpu = sum(result["cpu"] for result in results)
         percentiles = " | ".join(f"{_percentile(latencies, p) * 1000:.1f}" for p in (50, 95, 99))
-        web = f"{web_used / requests * 1000:.2f} ms" if web_used and requests else "n/a (not on this machine)"
+        web = f"{web_used / requests * 1000:.2f} ms" if web_used and requests else "n/a (no server from this folder here)"
         self.stdout.write(f"| {name} | {len(latencies) / elapsed:.0f} | {percentiles} | {len(errors)} "
                           f"| {client_cpu / elapsed:.2f} cores | {web} |")
         if errors:
