@@ -12,7 +12,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-services chromium redis-server migrate bench
+.PHONY: run test test-services chromium redis-server migrate bench bench-web
 
 $(STAMP): requirements/base.txt requirements/prod.txt requirements/dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,12 @@ BENCH_URL ?= http://127.0.0.1:$(PORT)
 BENCH_ARGS ?= --photos 40 --megapixels 1
 bench: $(STAMP)
 	$(PY) manage.py bench_stack --url $(BENCH_URL) $(BENCH_ARGS)
+
+# Requests/s and latency of the same stack's job polling and photo list at 50 clients; reads the
+# photos `make bench BENCH_ARGS=--keep` leaves.
+BENCH_WEB_ARGS ?= --clients 50 --seconds 15
+bench-web: $(STAMP)
+	$(PY) manage.py bench_web --url $(BENCH_URL) $(BENCH_WEB_ARGS)
 
 # Debian's Chromium drives the browser tests (Playwright's own download is not used).
 chromium:

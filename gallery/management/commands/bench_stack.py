@@ -97,7 +97,7 @@ class Command(BaseCommand):
         # On a busy machine wall-clock rates say little; CPU seconds per photo say what the stack
         # needs, and so how many photos/s the machine's cores could do.
         for role in ("worker", "web"):
-            used = sum(after[pid] - before.get(pid, 0.0) for pid in after if pid[0] == role)
+            used = _cpu_used(before, after, role)
             if used:
                 cores = len(os.sched_getaffinity(0))
                 self.stdout.write(f"{role + ' CPU':17s}{used / count:.3f} CPU-s per photo "
@@ -183,15 +183,23 @@ def _local_processes():
 
 
 def _local_cpu():
-    """{(role, pid): CPU seconds used so far} of the local stack's processes."""
+    """{(role, pid): CPU seconds used so far} of the local stack's processes, with that of their
+    children that have exited (pool and gunicorn processes replaced after so many requests)."""
     ticks, used = os.sysconf("SC_CLK_TCK"), {}
     for role, pid, entry in _local_processes():
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        used[role, pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        used[role, pid] = sum(map(int, fields[11:15])) / ticks  # utime, stime, cutime, cstime
     return used
+
+
+def _cpu_used(before, after, role):
+    """CPU seconds `role`'s processes used between two _local_cpu() readings. A process that
+    exited in between is in its parent's reading (the server's master process, or Celery's)."""
+    return sum(used for (name, _), used in after.items() if name == role) - sum(
+        used for (name, _), used in before.items() if name == role)
 
 
 def _celery_peak_rss():
