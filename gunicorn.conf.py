@@ -19,7 +19,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", 4))
 # Each process listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
 # connections evenly over them. On one shared socket whichever process woke first took them: 50
 # keep-alive clients split 40/10, and the process with 40 (one core at most, for the GIL) gave
-# them a p99 of ~300 ms while the other idled.
+# them a p99 of ~300 ms while the other idled. A recycled process's queued connections move to the
+# others only where net.ipv4.tcp_migrate_req is 1 (docs/deploy.md).
 reuse_port = True
 
 # A request may decode a 50-megapixel image (upload checks, JPEG downloads): seconds, not
