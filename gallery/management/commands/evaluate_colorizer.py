@@ -6,7 +6,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.certainty import calibrate
 from mlcore.evaluate import evaluate, format_sources, format_table, load_eval_images, sample_grid
-from mlcore.data import list_images
 from mlcore.inference import Colorizer
 from mlcore.weights import DEFAULT_WEIGHTS, WeightsError, save_generator
 
@@ -44,8 +43,12 @@ class Command(BaseCommand):
         try:
             colorizer = Colorizer.load(weights, device=opts["device"])
             images, sources = load_eval_images(opts["data"], opts["size"], opts["limit"])
-            if opts["calibrate"]:
-                list_images(opts["calibrate"])  # a missing folder fails now, not after the first table
+            # Unless asked to compare, the settings the weights file was shipped with.
+            working_sizes = opts["working_size"] or [colorizer.size]
+            # Read once per working size (the network sees them there), and before the first table:
+            # a missing or empty folder fails now.
+            calibration = {size: load_eval_images(opts["calibrate"], size)[0] for size in working_sizes
+                           } if opts["calibrate"] else {}
         except WeightsError as exc:
             raise CommandError(f"{exc} (pass --weights FILE)") from None
         except FileNotFoundError as exc:
@@ -56,8 +59,6 @@ class Command(BaseCommand):
             raise CommandError(f"{colorizer.metadata['arch']} has no colour-bin head, so no temperature")
         self.stdout.write(f"{colorizer.version}: {len(images)} photos from {opts['data']} at {opts['size']}px")
 
-        # Unless asked to compare, the settings the weights file was shipped with.
-        working_sizes = opts["working_size"] or [colorizer.size]
         chromas = opts["chroma"] or [colorizer.chroma]
         if opts["uniform_gain"]:
             colorizer.certainty = None
@@ -66,7 +67,8 @@ class Command(BaseCommand):
         for t, chroma, working_size, hints in itertools.product(temperatures, chromas, working_sizes, opts["hints"]):
             self._use(colorizer, t, chroma, working_size)
             if opts["calibrate"]:
-                colorizer.certainty = self._calibrated(colorizer, opts["calibrate"], t, working_size, curves)
+                colorizer.certainty = self._calibrated(colorizer, calibration[working_size], opts["calibrate"], t,
+                                                       working_size, curves)
             result = evaluate(colorizer, images, sources, hints=hints)
             rows.setdefault("no colour", result["no colour"])
             shown = [f"T={t:g}"] if t is not None else []
@@ -109,9 +111,8 @@ class Command(BaseCommand):
                                              "chroma": chromas[0], "certainty": colorizer.certainty})
             self.stdout.write(f"wrote {path}")
 
-    def _calibrated(self, colorizer, folder, temperature, working_size, curves):
+    def _calibrated(self, colorizer, photos, folder, temperature, working_size, curves):
         if (temperature, working_size) not in curves:
-            photos, _ = load_eval_images(folder, working_size)
             try:
                 curve = calibrate(colorizer, photos)
             except ValueError as exc:
