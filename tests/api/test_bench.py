@@ -8,8 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
-from gallery.management.commands.bench_stack import _cpu_used
 from gallery.management.commands.bench_web import Target, _load
+from gallery.management.local_stack import cpu_used
 
 ROW = re.compile(r"^\| (?P<endpoint>[^|]+) \| (?P<rate>\d+) \| (?P<p50>[\d.]+) \| (?P<p95>[\d.]+) \| (?P<p99>[\d.]+) "
                  r"\| (?P<errors>\d+) \| (?P<client>[\d.]+) cores \| (?P<web>[^|]+) \|$")
@@ -74,5 +74,5 @@ def test_cpu_used_counts_a_replaced_process_once():
     before = {("web", 1): 5.0, ("web", 2): 3.0, ("worker", 7): 100.0}
     after = {("web", 1): 9.0, ("web", 3): 0.5, ("worker", 7): 101.0}
 
-    assert _cpu_used(before, after, "web") == pytest.approx(1.5)
-    assert _cpu_used(before, after, "worker") == pytest.approx(1.0)
+    assert cpu_used(before, after, "web") == pytest.approx(1.5)
+    assert cpu_used(before, after, "worker") == pytest.approx(1.0)

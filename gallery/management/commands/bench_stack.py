@@ -24,10 +24,10 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from ..local_stack import celery_peak_rss, cpu_used, local_cpu, local_token, percentile
 
 FINISHED = ("succeeded", "failed")
 
@@ -46,12 +46,12 @@ class Command(BaseCommand):
         parser.add_argument("--keep", action="store_true", help="keep the photos instead of deleting them")
 
     def handle(self, *args, **opts):
-        api = Api(opts["url"].rstrip("/") + "/api/v1", opts["token"] or _local_token(opts["user"]))
+        api = Api(opts["url"].rstrip("/") + "/api/v1", opts["token"] or local_token(opts["user"]))
         scans = _scans(opts["photos"], opts["megapixels"])
         self.stdout.write(f"{len(scans)} scans of {opts['megapixels']:g} MP ({len(scans[0]) / 1e6:.2f} MB JPEG each), "
                           f"{opts['clients']} uploads at a time, to {opts['url']}")
         uploads = {}  # photo id -> (seconds the upload took, its job id)
-        cpu_before = _local_cpu()
+        cpu_before = local_cpu()
         start = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(opts["clients"]) as pool:
             for photo_id, took, job_id in pool.map(api.upload, scans):
@@ -60,7 +60,7 @@ class Command(BaseCommand):
         jobs = self._wait(api, uploads, start, opts["timeout"])
         elapsed = max(seen for _, seen in jobs.values())
         self._report(jobs, uploads, uploaded, elapsed)
-        self._report_cpu(cpu_before, _local_cpu(), len(jobs))
+        self._report_cpu(cpu_before, local_cpu(), len(jobs))
         if not opts["keep"]:
             with concurrent.futures.ThreadPoolExecutor(opts["clients"]) as pool:
                 list(pool.map(api.delete, uploads))
@@ -86,9 +86,9 @@ class Command(BaseCommand):
         self.stdout.write(f"uploads done after {uploaded:.1f} s; all {len(jobs)} jobs finished after {elapsed:.1f} s"
                           + (f" ({len(failed)} failed: {failed[0]['error']})" if failed else ""))
         self.stdout.write(f"throughput       {len(jobs) / elapsed:.2f} photos/s")
-        self.stdout.write(f"job run time     p50 {_percentile(run, 50):.2f} s, p95 {_percentile(run, 95):.2f} s")
-        self.stdout.write(f"upload-to-result p50 {_percentile(to_result, 50):.2f} s, p95 {_percentile(to_result, 95):.2f} s")
-        rss = _celery_peak_rss()
+        self.stdout.write(f"job run time     p50 {percentile(run, 50):.2f} s, p95 {percentile(run, 95):.2f} s")
+        self.stdout.write(f"upload-to-result p50 {percentile(to_result, 50):.2f} s, p95 {percentile(to_result, 95):.2f} s")
+        rss = celery_peak_rss()
         self.stdout.write("worker peak RSS  " + (", ".join(f"{mb:.0f} MB (pid {pid})" for pid, mb in rss)
                                                  if rss else "n/a (no Celery process on this machine)"))
 
@@ -97,7 +97,7 @@ class Command(BaseCommand):
         # On a busy machine wall-clock rates say little; CPU seconds per photo say what the stack
         # needs, and so how many photos/s the machine's cores could do.
         for role in ("worker", "web"):
-            used = _cpu_used(before, after, role)
+            used = cpu_used(before, after, role)
             if used:
                 cores = len(os.sched_getaffinity(0))
                 self.stdout.write(f"{role + ' CPU':17s}{used / count:.3f} CPU-s per photo "
@@ -135,14 +135,6 @@ class Api:
         self._request("DELETE", f"{self.root}/photos/{photo_id}/")
 
 
-def _local_token(username):
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    user, _ = get_user_model().objects.get_or_create(username=username)
-    return Token.objects.get_or_create(user=user)[0].key
-
-
 def _scans(count, megapixels):
     from mlcore.bench import synthetic_scan
 
@@ -158,59 +150,3 @@ def _scans(count, megapixels):
 
 def _seconds(start, end):
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-def _percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))] if values else float("nan")
-
-
-def _local_processes():
-    """(role, pid, /proc folder) of the stack's processes on this machine (Linux): those started
-    in this project's folder (as `make run` starts them), role "worker" for Celery workers and
-    "web" for runserver and gunicorn."""
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            if int(entry.name) == os.getpid() or Path(os.readlink(entry / "cwd")) != settings.BASE_DIR:
-                continue
-        except OSError:
-            continue
-        if b"celery" in command and b" worker" in command:
-            yield "worker", int(entry.name), entry
-        elif b"runserver" in command or b"gunicorn" in command:
-            yield "web", int(entry.name), entry
-
-
-def _local_cpu():
-    """{(role, pid): CPU seconds used so far} of the local stack's processes, with that of their
-    children that have exited (pool and gunicorn processes replaced after so many requests)."""
-    ticks, used = os.sysconf("SC_CLK_TCK"), {}
-    for role, pid, entry in _local_processes():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[role, pid] = sum(map(int, fields[11:15])) / ticks  # utime, stime, cutime, cstime
-    return used
-
-
-def _cpu_used(before, after, role):
-    """CPU seconds `role`'s processes used between two _local_cpu() readings. A process that
-    exited in between is in its parent's reading (the server's master process, or Celery's)."""
-    return sum(used for (name, _), used in after.items() if name == role) - sum(
-        used for (name, _), used in before.items() if name == role)
-
-
-def _celery_peak_rss():
-    """(pid, peak RSS in MB) of each Celery process on this machine."""
-    found = []
-    for role, pid, entry in _local_processes():
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        found += [(pid, int(line.split()[1]) / 1024) for line in status.splitlines()
-                  if role == "worker" and line.startswith("VmHWM:")]
-    return sorted(found, key=lambda item: -item[1])
-

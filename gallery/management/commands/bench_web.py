@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
-from .bench_stack import _cpu_used, _local_cpu, _local_token, _percentile
+from ..local_stack import cpu_used, local_cpu, local_token, percentile
 
 
 class Command(BaseCommand):
@@ -44,7 +44,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if min(opts["clients"], opts["processes"]) < 1 or opts["seconds"] <= 0:
             raise CommandError("--clients, --processes and --seconds must be positive")
-        target = Target(opts["url"], opts["token"] or _local_token(opts["user"]))
+        target = Target(opts["url"], opts["token"] or local_token(opts["user"]))
         photos = json.loads(target.get_ok("/photos/")[1])
         if not photos["results"]:
             raise CommandError(f"the token's user has no photos at {opts['url']}: upload some first "
@@ -70,16 +70,16 @@ class Command(BaseCommand):
 
     def _run(self, pool, target, name, path, headers, status, clients, processes, seconds):
         shares = [clients // processes + (i < clients % processes) for i in range(processes)]
-        web_before = _local_cpu()
+        web_before = local_cpu()
         results = list(pool.map(_load, [target] * processes, [path] * processes, [headers] * processes,
                                 [status] * processes, shares, [seconds] * processes))
-        web_used = _cpu_used(web_before, _local_cpu(), "web")
+        web_used = cpu_used(web_before, local_cpu(), "web")
         latencies = sorted(latency for result in results for latency in result["latencies"])
         errors = [error for result in results for error in result["errors"]]
         elapsed = max(result["elapsed"] for result in results)
         requests = len(latencies) + len(errors)
         client_cpu = sum(result["cpu"] for result in results)
-        percentiles = " | ".join(f"{_percentile(latencies, p) * 1000:.1f}" for p in (50, 95, 99))
+        percentiles = " | ".join(f"{percentile(latencies, p) * 1000:.1f}" for p in (50, 95, 99))
         web = f"{web_used / requests * 1000:.2f} ms" if web_used and requests else "n/a (no server from this folder here)"
         self.stdout.write(f"| {name} | {len(latencies) / elapsed:.0f} | {percentiles} | {len(errors)} "
                           f"| {client_cpu / elapsed:.2f} cores | {web} |")
