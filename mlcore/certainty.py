@@ -32,9 +32,10 @@ def gain_at(curve: dict, share: torch.Tensor) -> torch.Tensor:
     """The curve's gain at each share, linear between its points and flat beyond its ends."""
     xs = torch.tensor(curve["share"], dtype=share.dtype, device=share.device)
     ys = torch.tensor(curve["gain"], dtype=share.dtype, device=share.device)
-    i = torch.bucketize(share.clamp(xs[0], xs[-1]), xs[1:-1])
+    share = share.clamp(xs[0], xs[-1])
+    i = torch.bucketize(share, xs[1:-1])
     x0, x1, y0, y1 = xs[i], xs[i + 1], ys[i], ys[i + 1]
-    return y0 + (y1 - y0) * (share.clamp(xs[0], xs[-1]) - x0) / (x1 - x0).clamp_min(1e-6)
+    return y0 + (y1 - y0) * (share - x0) / (x1 - x0).clamp_min(1e-6)
 
 
 def gain_map(generator, logits: torch.Tensor, curve: dict, size: tuple[int, int]) -> torch.Tensor:
