@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from . import color, data, metrics
 from .distributed import sync_batchnorm
+from .degrade import degrade_lightness
 from .hints import simulate_hints
 from .models import (AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, add_hint_input, build_generator,
                      count_parameters, init_weights)
@@ -69,6 +70,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # start G from these weights (fine-tuning); arch and config come from the file
     hint_share: float = 0.4  # share of samples trained with simulated colour hints (generators built with hints)
+    degrade: float = 0.0  # share of samples whose input lightness is degraded like an old scan's (mlcore.degrade)
     minutes: float | None = None  # time budget: stop after the step where it runs out (weights and checkpoint written)
 
 
@@ -201,23 +203,25 @@ class Trainer:
     def gan_loss(self, logits, real: bool):
         return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), float(real)))
 
-    def simulate_hints(self, ab: torch.Tensor) -> torch.Tensor:
-        """Hint maps for this rank's share of the batch. Every rank draws them for the whole
-        global batch (its own photos in their places), so the shared rng stays in step on all
-        ranks and each photo gets the hints it would get in one process."""
+    def draw_for_batch(self, draw, x: torch.Tensor, *args) -> torch.Tensor:
+        """draw(x, self.rng, *args) for this rank's share x of the batch. Every rank draws for the
+        whole global batch (its own photos in their places), so the shared rng stays in step on
+        all ranks and each photo gets what it would get in one process."""
         if self.world == 1:
-            return simulate_hints(ab, self.rng, self.cfg.hint_share)
-        full = torch.zeros(len(ab) * self.world, *ab.shape[1:])
-        full[self.rank::self.world] = ab.cpu()
-        return simulate_hints(full, self.rng, self.cfg.hint_share)[self.rank::self.world]
+            return draw(x, self.rng, *args)
+        full = torch.zeros(len(x) * self.world, *x.shape[1:])
+        full[self.rank::self.world] = x.float().cpu()
+        return draw(full, self.rng, *args)[self.rank::self.world]
 
     def step(self, rgb: torch.Tensor, gan: bool) -> dict[str, float]:
         """One step on this rank's share of the batch; the losses returned are its own."""
         cfg = self.cfg
         L, ab = color.rgb_to_lab(rgb.to(self.device, non_blocking=True))
+        if cfg.degrade:
+            L = self.draw_for_batch(degrade_lightness, L, cfg.degrade).to(self.device)
         hints = None
         if getattr(self.G, "hints", False):
-            hints = self.simulate_hints(ab).to(self.device)
+            hints = self.draw_for_batch(simulate_hints, ab, cfg.hint_share).to(self.device)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         with autocast:
             if self.has_bins:

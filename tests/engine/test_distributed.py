@@ -19,15 +19,15 @@ from mlcore.train import LOSS_COLUMNS, TrainConfig, train
 from .conftest import synthetic_photo
 
 ROOT = Path(__file__).resolve().parents[2]
-# Hints, the colour-bin loss, a GAN epoch: every part of the step that crosses ranks.
+# Hints, degraded lightness, the colour-bin loss, a GAN epoch: every part of the step that crosses ranks.
 SETTINGS = dict(arch="resunet", gen_config={"ngf": 8, "hints": True}, size=64, cache_size=72, batch_size=4,
-                pretrain_epochs=1, ce_weight=1.0, precision="fp32", val_images=4)
+                pretrain_epochs=1, ce_weight=1.0, degrade=0.5, precision="fp32", val_images=4)
 
 
 def _torchrun(folder, out, cache, epochs, *extra):
     args = ["--data", str(folder), "--out", str(out), "--epochs", str(epochs),
             "--gen-config", '{"ngf": 8, "hints": true}', "--size", "64", "--cache-size", "72", "--batch-size", "4",
-            "--pretrain-epochs", "1", "--ce-weight", "1", "--precision", "fp32", *extra]
+            "--pretrain-epochs", "1", "--ce-weight", "1", "--degrade", "0.5", "--precision", "fp32", *extra]
     env = {**os.environ, "MLCORE_CACHE": str(cache), "OMP_NUM_THREADS": "1",
            "DJANGO_SETTINGS_MODULE": "colorizer_site.settings.test"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -43,6 +43,9 @@ class Command(BaseCommand):
                             help="start the generator from a weights file (fine-tuning; its arch and config win)")
         parser.add_argument("--hint-share", type=float, default=defaults.hint_share,
                             help="share of samples trained with simulated colour hints (generators with hints)")
+        parser.add_argument("--degrade", type=float, default=defaults.degrade,
+                            help="share of samples whose input lightness is degraded like an old scan's "
+                                 "(tone curve, fading, blur, grain)")
         parser.add_argument("--cache-size", type=int, default=defaults.cache_size,
                             help="photos are cached as squares of this size; training crops move inside them")
         parser.add_argument("--minutes", type=float, default=defaults.minutes,
