@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 
 from . import color, metrics
 from .data import list_images
+from .degrade import degrade_lightness
 from .inference import Colorizer, to_rgb_array
 
 
@@ -54,21 +55,33 @@ def true_colour_hints(image: Image.Image, count: int, rng: np.random.Generator, 
     return hints
 
 
+def as_old_scans(L: torch.Tensor, rng: torch.Generator) -> list[Image.Image]:
+    """Grey photos of lightness L (normalised, (B, 1, H, W)), each degraded as an old scan might
+    be (mlcore.degrade: tone curve, fading, blur and grain, drawn per photo)."""
+    grey = color.grey_rgb(degrade_lightness(L, rng, share=1.0))
+    return [Image.fromarray(a) for a in grey.mul(255).round().byte().permute(0, 2, 3, 1).numpy()]
+
+
 def evaluate(colorizer: Colorizer, images: list[Image.Image], sources: list[str] | None = None,
-             hints: int = 0, batch_size: int = 16) -> dict[str, dict]:
+             hints: int = 0, degraded: bool = False, batch_size: int = 16) -> dict[str, dict]:
     """Set-level metrics for the colorizer and for the grey rendering of the same photos, and the
     same per source prefix under "by source", so that a regression on one kind of photo cannot
-    hide in the mean. With `hints`, every photo gets that many true-colour hints (the same ones
-    on every call: a fixed seed)."""
+    hide in the mean. With `hints`, every photo gets that many true-colour hints; with
+    `degraded`, the colorizer gets each photo as an old scan (`as_old_scans`) and its colours are
+    scored on the photo's own lightness: how well they hold when the input is worn. Both draw
+    from fixed seeds, the same on every call."""
     ours: dict[str, list] = {}
     grey: dict[str, list] = {}
     rng = np.random.default_rng(0)
+    scan_rng = torch.Generator().manual_seed(0)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
         true = _tensor(chunk)
-        chunk_hints = [true_colour_hints(im, hints, rng) for im in chunk] if hints else None
-        pred = _tensor(colorizer.colorize_batch(chunk, hints=chunk_hints))
         L, _ = color.rgb_to_lab(true)
+        chunk_hints = [true_colour_hints(im, hints, rng) for im in chunk] if hints else None
+        pred = _tensor(colorizer.colorize_batch(as_old_scans(L, scan_rng) if degraded else chunk, hints=chunk_hints))
+        if degraded:
+            pred = color.lab_to_rgb(L, color.rgb_to_lab(pred)[1])
         for store, out in ((ours, pred), (grey, color.grey_rgb(L))):
             for k, v in metrics.image_metrics(out, true).items():
                 store.setdefault(k, []).append(v)

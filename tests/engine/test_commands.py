@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from mlcore.evaluate import true_colour_hints
+from mlcore.evaluate import evaluate, true_colour_hints
 from mlcore.inference import Colorizer
 from mlcore.weights import load_generator
 
@@ -134,6 +134,36 @@ def test_evaluate_compares_numbers_of_true_colour_hints(tmp_path, tiny_weights, 
     labels = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
     assert labels == ["ours, 0 hints", "ours, 8 hints"]
     assert given[0] is None and [len(h) for h in given[1]] == [8, 8, 8]
+
+
+def test_evaluate_from_old_scans_gives_the_colorizer_worn_grey_copies_and_scores_on_true_lightness(
+        tmp_path, tiny_weights, capsys, monkeypatch):
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    for i in range(3):
+        synthetic_photo(i).save(folder / f"{i}.png")
+    given = []
+    colorize_batch = Colorizer.colorize_batch
+    monkeypatch.setattr(Colorizer, "colorize_batch",
+                        lambda self, images, hints=None, **kw: given.extend(images) or colorize_batch(self, images, hints, **kw))
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32, degraded=True)
+    rows = {line.split("|")[1].strip(): line.split("|") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ours") or line.startswith("| no colour")}
+    assert set(rows) == {"no colour", "ours, from old scans"}
+    originals = [synthetic_photo(i).resize((32, 32)) for i in range(3)]
+    for worn, original in zip(given, originals):
+        pixels = np.asarray(worn, dtype=np.int16)
+        assert (pixels == pixels[..., :1]).all()  # grey
+        assert not np.array_equal(pixels[..., 0], np.asarray(original.convert("L"), dtype=np.int16))
+    # Scored on the photos' own lightness: a colorizer that adds no colour scores as grey does, worn input or not.
+    colorizer = Colorizer.load(tiny_weights, size=32)
+    colorizer.chroma = 0.0
+    result = evaluate(colorizer, originals, degraded=True)
+    assert result["ours"]["psnr"] == pytest.approx(result["no colour"]["psnr"], abs=0.05)
+    assert result["ours"]["de2000"] == pytest.approx(result["no colour"]["de2000"], abs=0.05)
+    with pytest.raises(CommandError, match="leave out --degraded"):
+        call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), degraded=True,
+                     ship=str(tmp_path / "x.safetensors"))
 
 
 def test_true_colour_hints_are_points_of_the_photo_with_its_colour():

@@ -29,6 +29,9 @@ class Command(BaseCommand):
                                  "--grid and --ship use")
         parser.add_argument("--hints", type=int, nargs="+", default=[0],
                             help="true-colour hints given per photo, to compare (models that take hints)")
+        parser.add_argument("--degraded", action="store_true",
+                            help="give the colorizer each photo as a worn old scan (faded, soft, grainy, another "
+                                 "tone curve) and score its colours on the photo's own lightness")
         parser.add_argument("--calibrate", metavar="FOLDER",
                             help="fit the certainty gain curve (mlcore/certainty.py) on these colour photos, "
                                  "not the evaluated ones (e.g. photos/val), for each temperature and working size")
@@ -40,6 +43,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         weights = opts["weights"] or settings.COLORIZER_WEIGHTS or DEFAULT_WEIGHTS
+        if opts["ship"] and opts["degraded"]:
+            raise CommandError("--ship records the numbers of the photos as they are: leave out --degraded")
         try:
             colorizer = Colorizer.load(weights, device=opts["device"])
             images, sources = load_eval_images(opts["data"], opts["size"], opts["limit"])
@@ -69,12 +74,13 @@ class Command(BaseCommand):
             if opts["calibrate"]:
                 colorizer.certainty = self._calibrated(colorizer, calibration[working_size], opts["calibrate"], t,
                                                        working_size, curves)
-            result = evaluate(colorizer, images, sources, hints=hints)
+            result = evaluate(colorizer, images, sources, hints=hints, degraded=opts["degraded"])
             rows.setdefault("no colour", result["no colour"])
             shown = [f"T={t:g}"] if t is not None else []
             shown += [f"chroma={chroma:g}"] if opts["chroma"] else []
             shown += [f"at {working_size}px"] if opts["working_size"] else []
             shown += [f"{hints} hints"] if opts["hints"] != [0] else []
+            shown += ["from old scans"] if opts["degraded"] else []
             name = ", ".join(["ours", *shown])
             rows[name] = result["ours"]
             results.append(result)
