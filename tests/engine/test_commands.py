@@ -121,32 +121,38 @@ def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights,
     assert shipped["pets"]["no colour"]["cf"] == 0.0 and "de2000" in shipped["paris"]["ours"]
 
 
-def test_evaluate_compares_numbers_of_true_colour_hints(tmp_path, tiny_weights, capsys, monkeypatch):
+@pytest.fixture
+def three_photos(tmp_path):
     folder = tmp_path / "dev"
     folder.mkdir()
     for i in range(3):
         synthetic_photo(i).save(folder / f"{i}.png")
-    given = []
+    return folder
+
+
+@pytest.fixture
+def colorize_calls(monkeypatch):
+    """The (images, hints) of every Colorizer.colorize_batch call, which still runs."""
+    calls = []
     colorize_batch = Colorizer.colorize_batch
     monkeypatch.setattr(Colorizer, "colorize_batch",
-                        lambda self, images, hints=None, **kw: given.append(hints) or colorize_batch(self, images, hints, **kw))
-    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32, hints=[0, 8])
+                        lambda self, images, hints=None, **kw: calls.append((images, hints))
+                        or colorize_batch(self, images, hints, **kw))
+    return calls
+
+
+def test_evaluate_compares_numbers_of_true_colour_hints(three_photos, tiny_weights, capsys, colorize_calls):
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(three_photos), size=32, hints=[0, 8])
     labels = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
     assert labels == ["ours, 0 hints", "ours, 8 hints"]
-    assert given[0] is None and [len(h) for h in given[1]] == [8, 8, 8]
+    assert colorize_calls[0][1] is None and [len(h) for h in colorize_calls[1][1]] == [8, 8, 8]
 
 
 def test_evaluate_from_old_scans_gives_the_colorizer_worn_grey_copies_and_scores_on_true_lightness(
-        tmp_path, tiny_weights, capsys, monkeypatch):
-    folder = tmp_path / "dev"
-    folder.mkdir()
-    for i in range(3):
-        synthetic_photo(i).save(folder / f"{i}.png")
-    given = []
-    colorize_batch = Colorizer.colorize_batch
-    monkeypatch.setattr(Colorizer, "colorize_batch",
-                        lambda self, images, hints=None, **kw: given.extend(images) or colorize_batch(self, images, hints, **kw))
+        three_photos, tmp_path, tiny_weights, capsys, colorize_calls):
+    folder = three_photos
     call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(folder), size=32, degraded=True)
+    given = colorize_calls[0][0]
     rows = {line.split("|")[1].strip(): line.split("|") for line in capsys.readouterr().out.splitlines()
             if line.startswith("| ours") or line.startswith("| no colour")}
     assert set(rows) == {"no colour", "ours, from old scans"}
