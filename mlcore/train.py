@@ -34,8 +34,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from . import color, data, metrics
-from .distributed import sync_batchnorm
 from .degrade import degrade_lightness
+from .distributed import sync_batchnorm
 from .hints import simulate_hints
 from .models import (AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, add_hint_input, build_generator,
                      count_parameters, init_weights)
