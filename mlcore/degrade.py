@@ -1,4 +1,4 @@
-"""What scanning and age do to a photo's lightness, simulated for training.
+"""What scanning and age do to a photo's lightness, simulated for training and evaluation.
 
 People bring scans of old prints and frames of old video: soft, grainy, faded, with a tone curve
 unlike a modern camera's. The scene's colours are the same, so the generator learns to give them
@@ -28,10 +28,11 @@ def degrade_lightness(L: torch.Tensor, rng: torch.Generator, share: float) -> to
     noise = torch.randn(L.shape, generator=rng)
     if not picked.any():
         return L
-    x = ((L.float().cpu() + 1) / 2).clamp(0, 1) ** gamma.view(-1, 1, 1, 1)
+    clean = L.float().cpu()
+    x = ((clean + 1) / 2).clamp(0, 1) ** gamma.view(-1, 1, 1, 1)
     mean = x.mean((2, 3), keepdim=True)
     x = mean + (x - mean) * contrast.view(-1, 1, 1, 1)
     x = kornia.filters.gaussian_blur2d(x, (7, 7), sigma.clamp_min(1e-3)[:, None].expand(b, 2))
     x = (x + noise * grain.view(-1, 1, 1, 1)).clamp(0, 1)
-    out = torch.lerp(L.float().cpu(), x * 2 - 1, picked.view(-1, 1, 1, 1))
+    out = torch.lerp(clean, x * 2 - 1, picked.view(-1, 1, 1, 1))
     return out.to(L.device, L.dtype)

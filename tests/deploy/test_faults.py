@@ -176,8 +176,9 @@ class Api:
     def request(self, method, path, **kwargs):
         return requests.request(method, self.url + path, headers=self.headers, timeout=30, **kwargs)
 
-    def upload(self, name, size=(120, 80)):
-        return self.request("POST", "/api/v1/photos/", files={"image": (name, grey_png(size), "image/png")})
+    def upload(self, name, size=(120, 80), png=None):
+        """Upload `png` (bytes), or a grey PNG of `size`."""
+        return self.request("POST", "/api/v1/photos/", files={"image": (name, png or grey_png(size), "image/png")})
 
 
 @pytest.fixture
@@ -291,7 +292,7 @@ def test_a_job_delivered_twice_runs_once(api, redis_server, stack):
     gradient = Image.linear_gradient("L").resize((8160, 6120))
     scan = io.BytesIO()
     Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.FLIP_LEFT_RIGHT), gradient)).save(scan, "PNG")
-    job = job_id(api.request("POST", "/api/v1/photos/", files={"image": ("scan.png", scan.getvalue(), "image/png")}))
+    job = job_id(api.upload("scan.png", png=scan.getvalue()))
     wait_for_state(job, "running")
 
     # The same job's message once more while it runs: what a re-send by the sweeper, or Redis
