@@ -18,6 +18,7 @@ from .image_modes import DEEP_GREY_MODES, grey_levels, grey_scale
 from .models import AB_BINS_PER_AXIS
 from .palette import DEFAULT_K, PaletteGrid
 from .weights import DEFAULT_WEIGHTS, file_digest, load_generator
+from .white_balance import balanced
 
 DEFAULT_SIZE = 256  # working resolution, short side
 MAX_VIVIDNESS = 2.0  # the most a person may multiply the tuned chroma gain by
@@ -195,15 +196,17 @@ class Colorizer:
     """Load once, colorize many. Thread-unsafe by design: one per worker process."""
 
     def __init__(self, generator, metadata: dict, version: str, device: torch.device, size: int,
-                 chroma: float = 1.0, certainty: dict | None = None):
+                 chroma: float = 1.0, certainty: dict | None = None, white_balance: dict | None = None):
         self.generator, self.metadata, self.version = generator, metadata, version
         self.device, self.size, self.chroma = device, size, chroma
         self.certainty = certainty  # a gain curve from mlcore.certainty.calibrate, or None: uniform gain
+        # {"strength", "neutral_chroma"} for mlcore.white_balance.balanced, or None: the network's own cast
+        self.white_balance = white_balance
 
     @classmethod
     def load(cls, path=DEFAULT_WEIGHTS, device: str = "auto", size: int | None = None) -> "Colorizer":
-        """Working size, chroma gain and certainty curve come from the file's `inference` metadata
-        unless given."""
+        """Working size, chroma gain, certainty curve and white balance come from the file's
+        `inference` metadata unless given."""
         path = Path(path)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -211,7 +214,8 @@ class Colorizer:
         tuned = meta.get("inference", {})
         size = size or tuned.get("size") or DEFAULT_SIZE
         return cls(generator, meta, f"{meta['arch']}-{file_digest(path)[:8]}", torch.device(device), int(size),
-                   chroma=tuned.get("chroma", 1.0), certainty=tuned.get("certainty"))
+                   chroma=tuned.get("chroma", 1.0), certainty=tuned.get("certainty"),
+                   white_balance=tuned.get("white_balance"))
 
     @property
     def takes_hints(self) -> bool:
@@ -245,7 +249,11 @@ class Colorizer:
             # A network trained for accuracy predicts the expected colour, which is duller than any
             # real one where it is unsure; the gain (chosen on val) trades a little accuracy for life.
             maps = self._hint_maps([hints[i] for i in members], (h, w), L_small.shape[-2:])
-            ab = (self._predict(L_small, maps) * (self.chroma * vividness)).clamp_(-1, 1)
+            ab = self._predict(L_small, maps) * self.chroma
+            if self.white_balance:
+                unhinted = torch.tensor([not hints[i] for i in members], dtype=ab.dtype, device=ab.device)
+                ab = balanced(ab, self.white_balance["strength"] * unhinted, self.white_balance["neutral_chroma"])
+            ab = (ab * vividness).clamp_(-1, 1)
             for k, i in enumerate(members):
                 # The full-resolution path runs where the network does (a GPU worker's too).
                 results[i] = _full_resolution(pixels[i], L_small[k:k + 1], ab[k:k + 1], self.device)

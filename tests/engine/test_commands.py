@@ -58,7 +58,7 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     assert Image.open(tmp_path / "grid.png").size == (3 * 32, 5 * 32)  # 5 photos: grey | ours | truth
     generator, meta = load_generator(tmp_path / "shipped.safetensors")
     assert float(generator.temperature) == 1.0 and meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5,
-                                                                         "certainty": None}
+                                                                         "certainty": None, "white_balance": None}
     colorizer = Colorizer.load(tmp_path / "shipped.safetensors")
     assert colorizer.chroma == 1.5 and colorizer.size == 16
     # Evaluated as shipped, it scores what its first compared settings scored.
@@ -76,7 +76,7 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     _, meta = load_generator(tmp_path / "shipped.safetensors")
     assert {k: v["images"] for k, v in meta["validation"].items()} == {str(folder): 5, str(other): 1}
     assert meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5,
-                                                                         "certainty": None}
+                                                                         "certainty": None, "white_balance": None}
 
 
 def test_evaluate_calibrates_the_certainty_curve_on_other_photos_and_ships_it(tmp_path, tiny_weights, capsys):
@@ -146,6 +146,24 @@ def test_evaluate_compares_numbers_of_true_colour_hints(three_photos, tiny_weigh
     labels = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
     assert labels == ["ours, 0 hints", "ours, 8 hints"]
     assert colorize_calls[0][1] is None and [len(h) for h in colorize_calls[1][1]] == [8, 8, 8]
+
+
+def test_evaluate_compares_white_balance_strengths_and_ships_the_first(three_photos, tmp_path, tiny_weights, capsys):
+    shipped = tmp_path / "shipped.safetensors"
+    call_command("evaluate_colorizer", weights=str(tiny_weights), data=str(three_photos), size=32,
+                 white_balance=[1.0, 0.0], ship=str(shipped))
+    rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ours")}
+    assert list(rows) == ["ours, white balance 1", "ours, white balance 0"]
+    colorizer = Colorizer.load(shipped)
+    assert colorizer.white_balance == {"strength": 1.0, "neutral_chroma": 10.0}
+    # The shipped file scores as its first compared strength; shipped at 0, it has no balance.
+    call_command("evaluate_colorizer", weights=str(shipped), data=str(three_photos), size=32)
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
+    assert row.split("|")[2:] == rows["ours, white balance 1"]
+    call_command("evaluate_colorizer", weights=str(shipped), data=str(three_photos), size=32,
+                 white_balance=[0.0], ship=str(shipped))
+    assert Colorizer.load(shipped).white_balance is None
 
 
 def test_evaluate_from_old_scans_gives_the_colorizer_worn_grey_copies_and_scores_on_true_lightness(

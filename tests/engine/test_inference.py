@@ -212,7 +212,8 @@ def shipped():
 
     colorizer = Colorizer.load(DEFAULT_WEIGHTS, device="cpu", size=64)
     colorizer.chroma = max(colorizer.chroma, 2.0)  # vivid colours: differences would show
-    colorizer.certainty = None  # the pixel path is compared here; the reference has one gain for all
+    # The pixel path is compared here; the reference has one gain for all and the network's own cast.
+    colorizer.certainty = colorizer.white_balance = None
     return colorizer
 
 

@@ -8,6 +8,7 @@ from mlcore.certainty import calibrate
 from mlcore.evaluate import evaluate, format_sources, format_table, load_eval_images, sample_grid
 from mlcore.inference import Colorizer
 from mlcore.weights import DEFAULT_WEIGHTS, WeightsError, save_generator
+from mlcore.white_balance import NEUTRAL_CHROMA
 
 
 class Command(BaseCommand):
@@ -27,6 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("--chroma", type=float, nargs="+",
                             help="chroma gains to compare (x every temperature; default: the model's); the first is the one "
                                  "--grid and --ship use")
+        parser.add_argument("--white-balance", type=float, nargs="+", metavar="STRENGTH",
+                            help="white balance strengths to compare (mlcore/white_balance.py: 0 leaves the network's "
+                                 "cast, 1 makes what it paints nearly grey average grey; default: the model's); the "
+                                 "first is the one --grid and --ship use")
         parser.add_argument("--hints", type=int, nargs="+", default=[0],
                             help="true-colour hints given per photo, to compare (models that take hints)")
         parser.add_argument("--degraded", action="store_true",
@@ -65,12 +70,17 @@ class Command(BaseCommand):
         self.stdout.write(f"{colorizer.version}: {len(images)} photos from {opts['data']} at {opts['size']}px")
 
         chromas = opts["chroma"] or [colorizer.chroma]
+        shipped_balance = colorizer.white_balance or {"strength": 0.0, "neutral_chroma": NEUTRAL_CHROMA}
+        balances = opts["white_balance"] or [shipped_balance["strength"]]
+        # Strengths are compared at the file's own threshold: a file keeps the one it was tuned with.
+        neutral_chroma = shipped_balance["neutral_chroma"]
         if opts["uniform_gain"]:
             colorizer.certainty = None
         curves = {}  # (temperature, working size) -> the curve calibrated for them
         rows, results = {}, []
-        for t, chroma, working_size, hints in itertools.product(temperatures, chromas, working_sizes, opts["hints"]):
-            self._use(colorizer, t, chroma, working_size)
+        for t, chroma, balance, working_size, hints in itertools.product(temperatures, chromas, balances, working_sizes,
+                                                                         opts["hints"]):
+            self._use(colorizer, t, chroma, balance, neutral_chroma, working_size)
             if opts["calibrate"]:
                 colorizer.certainty = self._calibrated(colorizer, calibration[working_size], opts["calibrate"], t,
                                                        working_size, curves)
@@ -78,6 +88,7 @@ class Command(BaseCommand):
             rows.setdefault("no colour", result["no colour"])
             shown = [f"T={t:g}"] if t is not None else []
             shown += [f"chroma={chroma:g}"] if opts["chroma"] else []
+            shown += [f"white balance {balance:g}"] if opts["white_balance"] else []
             shown += [f"at {working_size}px"] if opts["working_size"] else []
             shown += [f"{hints} hints"] if opts["hints"] != [0] else []
             shown += ["from old scans"] if opts["degraded"] else []
@@ -88,7 +99,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"By source, {name}:\n{format_sources(result['by source'])}\n")
         self.stdout.write(format_table(rows))
 
-        self._use(colorizer, temperatures[0], chromas[0], working_sizes[0])
+        self._use(colorizer, temperatures[0], chromas[0], balances[0], neutral_chroma, working_sizes[0])
         if opts["calibrate"]:
             colorizer.certainty = curves[temperatures[0], working_sizes[0]]
         if opts["grid"]:
@@ -114,7 +125,8 @@ class Command(BaseCommand):
                                   training=meta.get("training", {}),
                                   validation={**keyed, str(opts["data"]): evaluated},
                                   inference={"size": working_sizes[0], "temperature": temperature,
-                                             "chroma": chromas[0], "certainty": colorizer.certainty})
+                                             "chroma": chromas[0], "certainty": colorizer.certainty,
+                                             "white_balance": colorizer.white_balance})
             self.stdout.write(f"wrote {path}")
 
     def _calibrated(self, colorizer, photos, folder, temperature, working_size, curves):
@@ -129,7 +141,8 @@ class Command(BaseCommand):
         return curves[temperature, working_size]
 
     @staticmethod
-    def _use(colorizer, temperature, chroma, working_size):
+    def _use(colorizer, temperature, chroma, balance, neutral_chroma, working_size):
         if temperature is not None:
             colorizer.generator.temperature.fill_(temperature)
         colorizer.chroma, colorizer.size = chroma, working_size
+        colorizer.white_balance = {"strength": balance, "neutral_chroma": neutral_chroma} if balance else None

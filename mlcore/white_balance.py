@@ -1,0 +1,27 @@
+"""White balance of the predicted colours: what the network paints nearly grey averages grey.
+
+A grey photo does not show its camera's white balance, so the network paints the cast its training
+photos have on average, which is warm. Photos from elsewhere have casts of their own (CamVid's
+frames are cool), and a tint the photo did not have costs most where the scene has little colour:
+asphalt, overcast sky, concrete, white walls. As a camera's grey-world white balance does, each
+photo's colours are shifted so that the pixels the network paints nearly grey average grey; the
+colours it is sure of keep their hue, moved by the same small shift. On `photos_dev` this took
+dE2000 down on every source (docs/MODEL.md, "Stop 12").
+
+Hints set a photo's colours themselves, so a photo with hints is left as the network paints it.
+"""
+import torch
+
+from . import color
+
+NEUTRAL_CHROMA = 10.0  # a*b* units: predicted colours this close to grey set the photo's cast
+
+
+def balanced(ab: torch.Tensor, strength: torch.Tensor | float, neutral_chroma: float = NEUTRAL_CHROMA) -> torch.Tensor:
+    """Normalised ab (B, 2, h, w) less `strength` (a number, or one per image, (B,)) times each
+    image's cast: the mean ab of its pixels whose chroma is under `neutral_chroma`. An image with no
+    such pixel has no cast to remove."""
+    near_grey = (ab.norm(dim=1, keepdim=True) * color.AB_SCALE < neutral_chroma).to(ab.dtype)
+    cast = (ab * near_grey).sum((2, 3), keepdim=True) / near_grey.sum((2, 3), keepdim=True).clamp_min(1)
+    strength = torch.as_tensor(strength, dtype=ab.dtype, device=ab.device).reshape(-1, 1, 1, 1)
+    return ab - strength * cast

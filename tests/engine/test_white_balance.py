@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from mlcore import color
+from mlcore.inference import Colorizer, to_rgb_array
+from mlcore.weights import DEFAULT_WEIGHTS
+from mlcore.white_balance import balanced
+
+from .conftest import synthetic_photo
+
+
+def _ab(*pixels):
+    """A 1-row image of normalised ab from a*b* pairs."""
+    return torch.tensor(pixels, dtype=torch.float32).T.reshape(1, 2, 1, -1) / color.AB_SCALE
+
+
+def test_what_is_painted_nearly_grey_averages_grey_and_everything_moves_with_it():
+    # Two near-grey pixels with a warm cast (mean +1, +4) and one sure red.
+    ab = _ab((0, 3), (2, 5), (40, 20))
+    out = balanced(ab, 1.0, neutral_chroma=10) * color.AB_SCALE
+    assert out[0, :, 0].T.flatten().tolist() == pytest.approx([-1, -1, 1, 1, 39, 16], abs=1e-4)
+    half = balanced(ab, 0.5, neutral_chroma=10) * color.AB_SCALE
+    assert half[0, :, 0, 0].tolist() == pytest.approx([-0.5, 1], abs=1e-4)
+
+
+def test_each_image_has_its_own_cast_and_strength():
+    ab = torch.cat([_ab((0, 3), (2, 5)), _ab((-4, -2), (-2, -2)), _ab((1, 1), (3, 3))])
+    out = balanced(ab, torch.tensor([1.0, 1.0, 0.0]), neutral_chroma=10) * color.AB_SCALE
+    assert out[:2].mean((2, 3)).flatten().tolist() == pytest.approx([0, 0, 0, 0], abs=1e-4)
+    assert torch.equal(out[2], ab[2] * color.AB_SCALE)  # strength 0: as painted
+
+
+def test_an_image_with_nothing_nearly_grey_is_left_as_it_is():
+    ab = _ab((40, 20), (-30, 35))
+    assert torch.equal(balanced(ab, 1.0, neutral_chroma=10), ab)
+
+
+def _near_grey_cast(image, neutral_chroma=10):
+    """The mean a*b* of a result's pixels with chroma under `neutral_chroma`."""
+    rgb = torch.from_numpy(to_rgb_array(image)).permute(2, 0, 1)[None]
+    ab = color.rgb_to_lab(rgb)[1][0] * color.AB_SCALE
+    near_grey = ab.norm(dim=0) < neutral_chroma
+    return ab[:, near_grey].mean(1)
+
+
+@pytest.fixture(scope="module")
+def colorizers():
+    """The shipped network without and with the balance (its own network paints a cast to remove)."""
+    plain, balancing = (Colorizer.load(DEFAULT_WEIGHTS, device="cpu", size=64) for _ in range(2))
+    plain.white_balance = None
+    balancing.white_balance = {"strength": 1.0, "neutral_chroma": 10.0}
+    return plain, balancing
+
+
+def test_the_colorizer_takes_the_cast_out_of_what_it_paints_nearly_grey(colorizers):
+    plain, balancing = colorizers
+    photo = synthetic_photo(5, size=(160, 120)).convert("L")
+    before, after = _near_grey_cast(plain.colorize(photo)), _near_grey_cast(balancing.colorize(photo))
+    assert before.norm() > 1.0  # a visible cast in a*b* units
+    assert after.norm() < before.norm() / 2
+
+
+def test_a_photo_with_hints_keeps_the_colours_the_network_gives_it(colorizers):
+    plain, balancing = colorizers
+    photo = synthetic_photo(6, size=(120, 90)).convert("L")
+    hints = [{"x": 10, "y": 10, "color": "#c0a080"}]
+    with_hints, without = balancing.colorize_batch([photo, photo], hints=[hints, None])
+    assert np.array_equal(np.asarray(with_hints), np.asarray(plain.colorize(photo, hints=hints)))
+    assert np.array_equal(np.asarray(without), np.asarray(balancing.colorize(photo)))
+    assert not np.array_equal(np.asarray(without), np.asarray(plain.colorize(photo)))
