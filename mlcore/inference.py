@@ -252,7 +252,8 @@ class Colorizer:
             ab = self._predict(L_small, maps) * self.chroma
             if self.white_balance:
                 unhinted = torch.tensor([not hints[i] for i in members], dtype=ab.dtype, device=ab.device)
-                ab = balanced(ab, self.white_balance["strength"] * unhinted, self.white_balance["neutral_chroma"])
+                ab = balanced(L_small.to(ab.device), ab, self.white_balance["strength"] * unhinted,
+                              self.white_balance["neutral_chroma"])
             ab = (ab * vividness).clamp_(-1, 1)
             for k, i in enumerate(members):
                 # The full-resolution path runs where the network does (a GPU worker's too).

@@ -15,25 +15,37 @@ def _ab(*pixels):
     return torch.tensor(pixels, dtype=torch.float32).T.reshape(1, 2, 1, -1) / color.AB_SCALE
 
 
+def _lit(ab, lightness=60.0):
+    """Normalised L for `ab`, every pixel at L* = `lightness`."""
+    return torch.full_like(ab[:, :1], lightness / 50 - 1)
+
+
 def test_what_is_painted_nearly_grey_averages_grey_and_everything_moves_with_it():
     # Two near-grey pixels with a warm cast (mean +1, +4) and one sure red.
     ab = _ab((0, 3), (2, 5), (40, 20))
-    out = balanced(ab, 1.0, neutral_chroma=10) * color.AB_SCALE
+    out = balanced(_lit(ab), ab, 1.0, neutral_chroma=10) * color.AB_SCALE
     assert out[0, :, 0].T.flatten().tolist() == pytest.approx([-1, -1, 1, 1, 39, 16], abs=1e-4)
-    half = balanced(ab, 0.5, neutral_chroma=10) * color.AB_SCALE
+    half = balanced(_lit(ab), ab, 0.5, neutral_chroma=10) * color.AB_SCALE
     assert half[0, :, 0, 0].tolist() == pytest.approx([-0.5, 1], abs=1e-4)
 
 
 def test_each_image_has_its_own_cast_and_strength():
     ab = torch.cat([_ab((0, 3), (2, 5)), _ab((-4, -2), (-2, -2)), _ab((1, 1), (3, 3))])
-    out = balanced(ab, torch.tensor([1.0, 1.0, 0.0]), neutral_chroma=10) * color.AB_SCALE
+    out = balanced(_lit(ab), ab, torch.tensor([1.0, 1.0, 0.0]), neutral_chroma=10) * color.AB_SCALE
     assert out[:2].mean((2, 3)).flatten().tolist() == pytest.approx([0, 0, 0, 0], abs=1e-4)
     assert torch.equal(out[2], ab[2] * color.AB_SCALE)  # strength 0: as painted
 
 
 def test_an_image_with_nothing_nearly_grey_is_left_as_it_is():
     ab = _ab((40, 20), (-30, 35))
-    assert torch.equal(balanced(ab, 1.0, neutral_chroma=10), ab)
+    assert torch.equal(balanced(_lit(ab), ab, 1.0, neutral_chroma=10), ab)
+
+
+def test_the_shift_fades_out_in_the_shadows():
+    ab = _ab((0, 4), (0, 4), (0, 4))
+    L = torch.tensor([0.0, 15.0, 45.0]).view(1, 1, 1, 3) / 50 - 1  # black, half way to SHADOWS (30), lit
+    out = balanced(L, ab, 1.0, neutral_chroma=10) * color.AB_SCALE
+    assert out[0, 1, 0].tolist() == pytest.approx([4, 2, 0], abs=1e-4)
 
 
 def _near_grey_cast(image, neutral_chroma=10):
