@@ -251,9 +251,10 @@ class Colorizer:
             maps = self._hint_maps([hints[i] for i in members], (h, w), L_small.shape[-2:])
             ab = self._predict(L_small, maps) * self.chroma
             if self.white_balance:
-                unhinted = torch.tensor([not hints[i] for i in members], dtype=ab.dtype, device=ab.device)
-                ab = balanced(L_small.to(ab.device), ab, self.white_balance["strength"] * unhinted,
-                              self.white_balance["neutral_chroma"])
+                # Every hint is a colour the person knows, cast included: the more hints, the less balance.
+                strength = torch.tensor([self.white_balance["strength"] / (1 + len(hints[i] or [])) for i in members],
+                                        dtype=ab.dtype, device=ab.device)
+                ab = balanced(L_small.to(ab.device), ab, strength, self.white_balance["neutral_chroma"])
             ab = (ab * vividness).clamp_(-1, 1)
             for k, i in enumerate(members):
                 # The full-resolution path runs where the network does (a GPU worker's too).

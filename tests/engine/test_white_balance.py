@@ -73,11 +73,14 @@ def test_the_colorizer_takes_the_cast_out_of_what_it_paints_nearly_grey(colorize
     assert after.norm() < before.norm() / 2
 
 
-def test_a_photo_with_hints_keeps_the_colours_the_network_gives_it(colorizers):
+def test_hints_weaken_the_balance_of_their_photo(colorizers):
     plain, balancing = colorizers
     photo = synthetic_photo(6, size=(120, 90)).convert("L")
-    hints = [{"x": 10, "y": 10, "color": "#c0a080"}]
+    hints = [{"x": 10, "y": 10, "color": "#c0a080"}, {"x": 100, "y": 70, "color": "#405060"}]
+    tripled = Colorizer.load(DEFAULT_WEIGHTS, device="cpu", size=64)
+    tripled.white_balance = {"strength": 3.0, "neutral_chroma": 10.0}  # with two hints: in full
+    casts = [_near_grey_cast(c.colorize(photo, hints=hints)).norm() for c in (plain, balancing, tripled)]
+    assert casts[0] > casts[1] > casts[2] and casts[2] < casts[0] / 2
     with_hints, without = balancing.colorize_batch([photo, photo], hints=[hints, None])
-    assert np.array_equal(np.asarray(with_hints), np.asarray(plain.colorize(photo, hints=hints)))
+    assert np.array_equal(np.asarray(with_hints), np.asarray(balancing.colorize(photo, hints=hints)))
     assert np.array_equal(np.asarray(without), np.asarray(balancing.colorize(photo)))
-    assert not np.array_equal(np.asarray(without), np.asarray(plain.colorize(photo)))
