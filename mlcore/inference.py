@@ -254,7 +254,7 @@ class Colorizer:
                 # Every hint is a colour the person knows, cast included: the more hints, the less balance.
                 strength = torch.tensor([self.white_balance["strength"] / (1 + len(hints[i] or [])) for i in members],
                                         dtype=ab.dtype, device=ab.device)
-                ab = balanced(L_small.to(ab.device), ab, strength, self.white_balance["neutral_chroma"])
+                ab = balanced(L_small, ab, strength, self.white_balance["neutral_chroma"])
             ab = (ab * vividness).clamp_(-1, 1)
             for k, i in enumerate(members):
                 # The full-resolution path runs where the network does (a GPU worker's too).
