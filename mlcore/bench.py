@@ -38,9 +38,9 @@ def bench(device: torch.device, seconds: float) -> list[dict]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows = []
     # Without AVX-512 BF16 or AMX, oneDNN emulates bf16: on an AVX2 CPU the bf16 rows ran past 10 minutes.
-    precisions = (False, True) if use_bf16("auto", device) else (False,)
+    native_bf16 = use_bf16("auto", device)
     for name, (arch, config) in GENERATORS.items():
-        for bf16 in precisions:
+        for bf16 in (False, True) if native_bf16 else (False,):
             generator = build_generator(arch, **config).to(device).eval()
             autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
             row = {"generator": name, "params": count_parameters(generator), "device": device.type,
@@ -62,7 +62,7 @@ def bench(device: torch.device, seconds: float) -> list[dict]:
                 row[f"train_{label}_step_s"] = _rate(lambda: trainer.step(rgb, gan), 1, seconds, sync)
             rows.append(row)
             print(_format_row(row), flush=True)
-    if len(precisions) == 1:
+    if not native_bf16:
         print(f"(bf16 not measured: this {device.type} has no native bf16)", flush=True)
     return rows
 

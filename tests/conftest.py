@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+from django.db import connection
 
 from colorizer_site.celery import app as celery_app
 
@@ -59,8 +60,6 @@ def django_db_setup(django_db_setup, django_db_blocker):
     every test and server is done, so what is still connected is cut off first.
     """
     yield
-    from django.db import connection
-
     if connection.vendor == "postgresql":
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
