@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
@@ -97,8 +98,12 @@ def pooled_cache(roots, size: int, cache_dir) -> np.ndarray:
 
 
 def random_batches(photos: np.ndarray, batch_size: int, crop: int, rng: torch.Generator,
-                   rank: int = 0, world: int = 1):
+                   rank: int = 0, world: int = 1, min_side: int | None = None):
     """One epoch of (B, 3, crop, crop) float RGB batches: shuffled, randomly cropped and flipped.
+
+    With `min_side`, each crop's side is drawn between `min_side` and the whole cached photo and
+    resized to `crop`: the same scenes at other scales (zoomed in, or the whole photo as a
+    colorizer sees it), which the fixed crop never shows.
 
     With `world` processes, `batch_size` is the global batch and each yields this `rank`'s
     share, B / world photos. Every rank draws the same permutation, crops and flips (its `rng`
@@ -110,14 +115,21 @@ def random_batches(photos: np.ndarray, batch_size: int, crop: int, rng: torch.Ge
     order = torch.randperm(n, generator=rng)
     for start in range(0, n - batch_size + 1, batch_size):
         idx = order[start:start + batch_size]
-        offsets = torch.randint(0, size - crop + 1, (len(idx), 2), generator=rng)
+        if min_side:
+            sides = torch.randint(min_side, size + 1, (len(idx),), generator=rng)
+        else:
+            sides = torch.full((len(idx),), crop)
+        offsets = (torch.rand(len(idx), 2, generator=rng) * (size - sides + 1)[:, None]).long()
         flips = torch.rand(len(idx), generator=rng) < 0.5
-        idx, offsets, flips = idx[rank::world], offsets[rank::world], flips[rank::world]
-        batch = np.empty((len(idx), crop, crop, 3), dtype=np.uint8)
-        for j, (i, (y, x), flip) in enumerate(zip(idx.tolist(), offsets.tolist(), flips.tolist())):
-            tile = photos[i, y:y + crop, x:x + crop]
-            batch[j] = tile[:, ::-1] if flip else tile
-        yield torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
+        idx, sides, offsets, flips = idx[rank::world], sides[rank::world], offsets[rank::world], flips[rank::world]
+        batch = torch.empty((len(idx), 3, crop, crop))
+        for j, (i, side, (y, x), flip) in enumerate(zip(idx.tolist(), sides.tolist(), offsets.tolist(), flips.tolist())):
+            tile = torch.from_numpy(np.array(photos[i, y:y + side, x:x + side])).permute(2, 0, 1).float()
+            if side != crop:
+                tile = F.interpolate(tile[None], size=(crop, crop), mode="bilinear", antialias=True,
+                                     align_corners=False)[0].clamp_(0, 255)
+            batch[j] = tile.flip(-1) if flip else tile
+        yield batch.div_(255)
 
 
 def centre_batches(photos: np.ndarray, batch_size: int, crop: int):

@@ -53,6 +53,7 @@ class TrainConfig:
     gen_config: dict = field(default_factory=dict)
     size: int = 128  # training crop
     cache_size: int = 144  # cached photos are this square; crops move inside it
+    crop_min: int = 0  # if set, crops of crop_min..cache_size px resized to `size`: scale augmentation
     epochs: int = 20
     pretrain_epochs: int = 0  # generator alone (no GAN loss) for this many epochs first
     batch_size: int = 32
@@ -131,6 +132,9 @@ class Trainer:
         self.master = self.rank == 0  # keeps the EMA, validates, writes every file
         if cfg.batch_size % self.world:
             raise ValueError(f"--batch-size {cfg.batch_size} (the global batch) must split evenly over {self.world} processes")
+        if cfg.crop_min > cfg.cache_size or cfg.size > cfg.cache_size:
+            raise ValueError(f"crops (--size {cfg.size}, --crop-min {cfg.crop_min}) must fit in the cached "
+                             f"photos (--cache-size {cfg.cache_size})")
         if self.master:
             self.out.mkdir(parents=True, exist_ok=True)
         self.bf16 = use_bf16(cfg.precision, self.device)
@@ -416,7 +420,8 @@ class Trainer:
             self.net_D.train()
             sums = dict.fromkeys(LOSS_COLUMNS, 0.0)
             steps, t0 = 0, time.perf_counter()
-            batches = data.random_batches(self.photos, cfg.batch_size, cfg.size, self.rng, self.rank, self.world)
+            batches = data.random_batches(self.photos, cfg.batch_size, cfg.size, self.rng, self.rank, self.world,
+                                         cfg.crop_min or None)
             bar = tqdm(batches, total=len(self.photos) // cfg.batch_size, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
                        unit="step", mininterval=5, disable=not self.master)
             for rgb in bar:

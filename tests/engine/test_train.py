@@ -106,3 +106,25 @@ def test_several_folders_pool_into_one_memory_mapped_cache(photo_folder, tmp_pat
     assert np.array_equal(pooled[:12], data.build_cache(photo_folder, 40, cache))
     assert np.array_equal(pooled[12:], data.build_cache(other, 40, cache))
     assert data.pooled_cache([photo_folder, other], 40, cache).filename == pooled.filename  # built once
+
+
+def test_scale_augmentation_crops_other_scales_and_resizes_them_to_the_training_size():
+    photos = _photos(n=8, size=40)
+    fixed = next(data.random_batches(photos, 8, 32, torch.Generator().manual_seed(0)))
+    scaled = next(data.random_batches(photos, 8, 32, torch.Generator().manual_seed(0), min_side=40))
+    assert fixed.shape == scaled.shape == (8, 3, 32, 32)
+    # min_side = the photo's size: every crop is the whole photo, shrunk to 32 px (and maybe flipped).
+    whole = torch.nn.functional.interpolate(torch.from_numpy(photos).permute(0, 3, 1, 2).float(), size=(32, 32),
+                                            mode="bilinear", antialias=True, align_corners=False) / 255
+    for crop in scaled:
+        assert min(min((crop - w).abs().max(), (crop - w.flip(-1)).abs().max()) for w in whole) < 1e-5
+    for crop in fixed:  # without it, crops are 32 px windows of the photos, unscaled
+        tiles = [torch.from_numpy(p[y:y + 32, x:x + 32]).permute(2, 0, 1).float() / 255
+                 for p in photos for y in range(9) for x in range(9)]
+        assert min(min((crop - t).abs().max(), (crop - t.flip(-1)).abs().max()) for t in tiles) < 1e-6
+
+
+def test_crops_larger_than_the_cached_photos_are_refused():
+    with pytest.raises(ValueError, match="must fit in the cached photos"):
+        Trainer(TrainConfig(data="", out="/tmp/unused", size=32, cache_size=40, crop_min=48, precision="fp32"),
+                photos=_photos())

@@ -48,6 +48,9 @@ class Command(BaseCommand):
                                  "(tone curve, fading, blur, grain)")
         parser.add_argument("--cache-size", type=int, default=defaults.cache_size,
                             help="photos are cached as squares of this size; training crops move inside them")
+        parser.add_argument("--crop-min", type=int, default=defaults.crop_min,
+                            help="scale augmentation: crop squares of this many px up to the cache size, "
+                                 "resized to --size (0: every crop is --size px)")
         parser.add_argument("--minutes", type=float, default=defaults.minutes,
                             help="time budget: stop after the step where it runs out, writing weights and checkpoint")
         parser.add_argument("--resume", metavar="CKPT", help="continue this checkpoint.pt exactly where it stopped")
