@@ -132,16 +132,6 @@ def ab_to_bin(ab: torch.Tensor) -> torch.Tensor:
 HINT_CHANNELS = 3  # ab of the hinted pixels, and their mask
 
 
-def add_hint_input(state: dict) -> dict:
-    """A hint-less `resunet` state dict made loadable into `hints=True`: the first conv's
-    hint channels start at zero, so the widened net colours exactly as before until trained."""
-    key = "enc.0.0.weight"
-    w = state[key]
-    state = dict(state)
-    state[key] = torch.cat([w, w.new_zeros(w.shape[0], HINT_CHANNELS, *w.shape[2:])], 1)
-    return state
-
-
 class ResBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
@@ -152,6 +142,22 @@ class ResBlock(nn.Module):
 
     def forward(self, x):
         return F.relu(x + self.body(x))
+
+
+class ExtraBlock(nn.Module):
+    """A residual block that starts as the identity (`build_generator` zeroes its last batch
+    norm's scale, and there is no ReLU after the sum): blocks added to a trained net change
+    nothing until they are trained, so a net can be deepened without starting over."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True),
+            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
 
 
 class Attention(nn.Module):
@@ -191,17 +197,21 @@ class ResUNet(nn.Module):
     buffer chosen after training on val.
     """
 
-    def __init__(self, ngf: int = 32, attn_heads: int = 4, temperature: float = 1.0, hints: bool = False):
+    def __init__(self, ngf: int = 32, attn_heads: int = 4, temperature: float = 1.0, hints: bool = False,
+                 extra_blocks: int = 0):
         super().__init__()
         c = [ngf, ngf * 2, ngf * 4, ngf * 8, ngf * 8]  # at 1/2 .. 1/32
         self.multiple = 32
         self.hints = hints
+        # `extra_blocks` deepen the two smallest scales, where the scene's meaning is (and a
+        # block costs least): appended, so a file without them loads into the first modules.
         self.enc = nn.ModuleList([
             nn.Sequential(nn.Conv2d(1 + HINT_CHANNELS * hints, c[0], 4, 2, 1), nn.LeakyReLU(0.2, True)),
             _down(c[0], c[1]),
             _down(c[1], c[2]),
-            nn.Sequential(_down(c[2], c[3]), ResBlock(c[3]), Attention(c[3], attn_heads)),
-            nn.Sequential(_down(c[3], c[4]), ResBlock(c[4])),
+            nn.Sequential(_down(c[2], c[3]), ResBlock(c[3]), Attention(c[3], attn_heads),
+                          *[ExtraBlock(c[3]) for _ in range(extra_blocks)]),
+            nn.Sequential(_down(c[3], c[4]), ResBlock(c[4]), *[ExtraBlock(c[4]) for _ in range(extra_blocks)]),
         ])
         self.dec = nn.ModuleList([
             _up(c[4], c[3]),
@@ -272,7 +282,30 @@ GENERATORS = {"unet": UnetGenerator, "resunet": ResUNet}
 def build_generator(arch: str, **config) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator {arch!r}; choose one of {', '.join(GENERATORS)}")
-    return init_weights(GENERATORS[arch](**config))
+    net = init_weights(GENERATORS[arch](**config))
+    for m in net.modules():
+        if isinstance(m, ExtraBlock):
+            nn.init.zeros_(m.body[-1].weight)
+    return net
+
+
+def grow(generator: nn.Module, arch: str, config: dict) -> nn.Module:
+    """A trained `resunet` rebuilt with `config`, which may add what starts out changing nothing:
+    the hint input (its channels start at zero) and extra blocks (they start as the identity).
+    The grown net colours exactly as `generator` did until it is trained further."""
+    state = dict(generator.state_dict())
+    if config.get("hints") and not getattr(generator, "hints", False):
+        w = state["enc.0.0.weight"]
+        state["enc.0.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], HINT_CHANNELS, *w.shape[2:])], 1)
+    grown = build_generator(arch, **config)
+    new = tuple(f"{name}." for name, m in grown.named_modules() if isinstance(m, ExtraBlock))
+    try:
+        missing, unexpected = grown.load_state_dict(state, strict=False)
+    except RuntimeError:
+        missing, unexpected = [], ["(a tensor of another shape)"]
+    if unexpected or any(not key.startswith(new) for key in missing):
+        raise ValueError(f"a trained {arch} can only be grown by hints or extra_blocks, not to {config}")
+    return grown
 
 
 def count_parameters(net: nn.Module) -> int:

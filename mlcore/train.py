@@ -37,7 +37,7 @@ from . import color, data, metrics
 from .degrade import degrade_lightness
 from .distributed import sync_batchnorm
 from .hints import simulate_hints
-from .models import (AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, add_hint_input, build_generator,
+from .models import (AB_CELLS, AB_BINS_PER_AXIS, PatchGAN, ab_to_bin, ab_to_cell, build_generator, grow,
                      count_parameters, init_weights)
 from .weights import load_generator, save_generator
 
@@ -161,12 +161,10 @@ class Trainer:
 
         if cfg.init:
             self.G, meta = load_generator(cfg.init, self.device)
-            if cfg.gen_config.get("hints") and not meta["config"].get("hints"):
-                # Widen a hint-less generator: it starts out colouring exactly as the file does.
-                config = {**meta["config"], "hints": True}
-                widened = build_generator(meta["arch"], **config)
-                widened.load_state_dict(add_hint_input(self.G.state_dict()))
-                self.G, meta["config"] = widened.to(self.device), config
+            config = {**meta["config"], **cfg.gen_config}
+            if config != meta["config"]:
+                # Grown by the hint input or more blocks: it starts out colouring exactly as the file does.
+                self.G, meta["config"] = grow(self.G, meta["arch"], config).to(self.device), config
             self.G.train()
             cfg.arch, cfg.gen_config = meta["arch"], meta["config"]
         else:

@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 
 from mlcore import data, report
+from mlcore.models import build_generator
 from mlcore.train import TrainConfig, Trainer, train
-from mlcore.weights import load_generator
+from mlcore.weights import load_generator, save_generator
 
 from .conftest import synthetic_photo
 
@@ -128,3 +129,15 @@ def test_crops_larger_than_the_cached_photos_are_refused():
     with pytest.raises(ValueError, match="must fit in the cached photos"):
         Trainer(TrainConfig(data="", out="/tmp/unused", size=32, cache_size=40, crop_min=48, precision="fp32"),
                 photos=_photos())
+
+
+def test_init_with_extra_blocks_trains_a_deeper_net_from_the_file(tmp_path):
+    start = save_generator(tmp_path / "start.safetensors", build_generator("resunet", ngf=8), "resunet", {"ngf": 8})
+    cfg = TrainConfig(data="", out=str(tmp_path / "run"), size=32, batch_size=4, gan_weight=0.0, ce_weight=1.0,
+                      precision="fp32", init=str(start), gen_config={"extra_blocks": 1})
+    trainer = Trainer(cfg, photos=_photos())
+    assert cfg.gen_config == {"ngf": 8, "extra_blocks": 1}
+    file_net, _ = load_generator(start)
+    L = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(trainer.G_ema(L), file_net(L))
