@@ -144,17 +144,10 @@ class ResBlock(nn.Module):
         return F.relu(x + self.body(x))
 
 
-class ExtraBlock(nn.Module):
+class ExtraBlock(ResBlock):
     """A residual block that starts as the identity (`build_generator` zeroes its last batch
     norm's scale, and there is no ReLU after the sum): blocks added to a trained net change
     nothing until they are trained, so a net can be deepened without starting over."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True),
-            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch),
-        )
 
     def forward(self, x):
         return x + self.body(x)
