@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mlcore.models import GENERATORS, PatchGAN, build_generator, count_parameters, grow
+from mlcore.models import GENERATORS, ExtraBlock, PatchGAN, build_generator, count_parameters, grow
 from mlcore.weights import save_generator
 
 CONFIGS = {"unet": {"num_downs": 8, "ngf": 8}, "resunet": {"ngf": 8}}
@@ -60,7 +60,7 @@ def test_a_grown_generator_colours_exactly_as_before_until_trained():
     # The new blocks learn: their zeroed scales get gradients, so training moves them off the identity.
     big.train()
     big(L).square().mean().backward()
-    assert all(m.body[-1].weight.grad.abs().sum() > 0 for m in big.modules() if type(m).__name__ == "ExtraBlock")
+    assert all(m.body[-1].weight.grad.abs().sum() > 0 for m in big.modules() if isinstance(m, ExtraBlock))
 
 
 def test_a_trained_generator_cannot_be_grown_into_another_shape():

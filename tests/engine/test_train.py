@@ -119,9 +119,9 @@ def test_scale_augmentation_crops_other_scales_and_resizes_them_to_the_training_
                                             mode="bilinear", antialias=True, align_corners=False) / 255
     for crop in scaled:
         assert min(min((crop - w).abs().max(), (crop - w.flip(-1)).abs().max()) for w in whole) < 1e-5
+    tiles = [torch.from_numpy(p[y:y + 32, x:x + 32]).permute(2, 0, 1).float() / 255
+             for p in photos for y in range(9) for x in range(9)]
     for crop in fixed:  # without it, crops are 32 px windows of the photos, unscaled
-        tiles = [torch.from_numpy(p[y:y + 32, x:x + 32]).permute(2, 0, 1).float() / 255
-                 for p in photos for y in range(9) for x in range(9)]
         assert min(min((crop - t).abs().max(), (crop - t.flip(-1)).abs().max()) for t in tiles) < 1e-6
 
 
