@@ -292,7 +292,7 @@ class Colorizer:
         if self.certainty:
             # Hinted points come out as picked: the model is sure of them, where the curve is 1.
             ab, logits = self.generator(*args, return_logits=True)
-            return ab.float() * gain_map(self.generator, logits, self.certainty, L_small.shape[-2:])
+            return ab.float() * gain_map(self.generator, logits, self.certainty, L_small.to(self.device))
         return self.generator(*args).float()
 
     def palette(self, image: Image.Image, x: int, y: int, k: int = DEFAULT_K, hints=None) -> list[str]:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mlcore import certainty, color
 from mlcore.inference import Colorizer, to_rgb_array
@@ -43,6 +44,9 @@ def test_calibration_gives_a_curve_over_the_shares_scaled_to_its_surest_colour(c
     assert len(curve["share"]) == len(curve["gain"]) == 5
     assert curve["share"] == sorted(curve["share"]) and 0 <= curve["share"][0] and curve["share"][-1] <= 1
     assert curve["gain"][0] == 1.0 and all(g >= 0 for g in curve["gain"])
+    assert len(curve["lightness"]) == len(curve["lightness_gain"]) == 5
+    assert curve["lightness"] == sorted(curve["lightness"]) and 0 <= curve["lightness"][0] <= curve["lightness"][-1] <= 100
+    assert max(curve["lightness_gain"]) == 1.0 and all(g >= 0 for g in curve["lightness_gain"])
 
 
 def test_the_colorizer_multiplies_its_colours_by_the_curve(tiny_weights):
@@ -54,6 +58,20 @@ def test_the_colorizer_multiplies_its_colours_by_the_curve(tiny_weights):
     curved.certainty = {"neutral_chroma": 12.0, "share": [0.0, 1.0], "gain": [0.0, 0.0]}
     assert float(_chroma(curved.colorize(photo)).max()) < 1.0  # nothing it is sure of: grey
     assert float(_chroma(uniform.colorize(photo)).max()) > 1.0
+
+
+def test_the_lightness_curve_takes_the_colour_out_of_the_shadows(tiny_weights):
+    photo = Image.fromarray(np.tile(np.linspace(0, 255, 96).astype(np.uint8), (48, 1)))  # black to white
+    curved = Colorizer.load(tiny_weights, size=32)
+    curved.white_balance = None
+    curved.certainty = {"neutral_chroma": 12.0, "share": [0.0, 1.0], "gain": [1.0, 1.0]}
+    both = _chroma(curved.colorize(photo))[0]
+    # Grey below L* 30, the share curve's colour in full above 40.
+    curved.certainty.update(lightness=[30.0, 40.0], lightness_gain=[0.0, 1.0])
+    shaded = _chroma(curved.colorize(photo))[0]
+    L = color.rgb_to_lab(torch.from_numpy(to_rgb_array(photo)).permute(2, 0, 1)[None])[0][0, 0].add(1).mul(50)
+    assert float(both[L < 25].mean()) > 1.0 and float(shaded[L < 25].max()) < 1.0
+    assert torch.allclose(shaded[L > 45], both[L > 45], atol=1.0)
 
 
 def test_a_model_without_a_colour_distribution_cannot_be_calibrated(tmp_path):
