@@ -16,7 +16,8 @@ A second curve, over lightness, is fitted the same way on what the first leaves:
 shadows more colour than they have (on `photos/val` the least-squares scale after the share curve
 is about three quarters in the darkest tenth of pixels, against the midtones'), and on
 `photos_dev` that extra colour on dark road, foliage and walls was most of CamVid's loss to grey
-(docs/MODEL.md, "Stop 15"). It is scaled so that its largest gain is 1.
+(docs/MODEL.md, "Stop 15"). It is scaled so that its largest gain is 1. A hinted photo's colours
+are the person's, so its shadows keep them as picked.
 """
 import numpy as np
 import torch
@@ -49,13 +50,17 @@ def gain_at(curve: dict, share: torch.Tensor) -> torch.Tensor:
     return _piecewise_linear(curve["share"], curve["gain"], share)
 
 
-def gain_map(generator, logits: torch.Tensor, curve: dict, L: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) gains for the network's output on normalised lightness L (B, 1, H, W)."""
-    gain = _to_output_size(generator, gain_at(curve, neutral_share(generator, logits, curve["neutral_chroma"])),
-                           L.shape[-2:])
-    if "lightness" in curve:  # files calibrated before stop 15 have the share curve only
-        gain = gain * _piecewise_linear(curve["lightness"], curve["lightness_gain"], _lightness(L.to(gain.dtype)))
-    return gain
+def gain_map(generator, logits: torch.Tensor, curve: dict, size: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) share-curve gains for a network output of `size`."""
+    return _to_output_size(generator, gain_at(curve, neutral_share(generator, logits, curve["neutral_chroma"])), size)
+
+
+def lightness_gain(curve: dict, L: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) lightness-curve gains at normalised lightness L (B, 1, H, W); 1 for a curve
+    calibrated before stop 15, which has none."""
+    if "lightness" not in curve:
+        return torch.ones_like(L)
+    return _piecewise_linear(curve["lightness"], curve["lightness_gain"], _lightness(L))
 
 
 def _lightness(L: torch.Tensor) -> torch.Tensor:

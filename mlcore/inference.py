@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps
 
 from . import color
-from .certainty import gain_map
+from .certainty import gain_map, lightness_gain
 from .hints import HintsNotSupported, hint_map
 from .image_modes import DEEP_GREY_MODES, grey_levels, grey_scale
 from .models import AB_BINS_PER_AXIS
@@ -290,9 +290,14 @@ class Colorizer:
             ab, logits = self.generator(*args, **kwargs)
             return ab.float(), logits.float()
         if self.certainty:
-            # Hinted points come out as picked: the model is sure of them, where the curve is 1.
+            # Hinted points come out as picked: the model is sure of them, where the share curve is 1.
             ab, logits = self.generator(*args, return_logits=True)
-            return ab.float() * gain_map(self.generator, logits, self.certainty, L_small.to(self.device))
+            gain = gain_map(self.generator, logits, self.certainty, L_small.shape[-2:])
+            shade = lightness_gain(self.certainty, args[0].float())
+            if maps is not None:  # a hinted photo's colours are the person's, in its shadows too
+                hinted = maps[:, 2:].flatten(1).amax(1).gt(0).view(-1, 1, 1, 1).to(shade.device)
+                shade = torch.where(hinted, torch.ones_like(shade), shade)
+            return ab.float() * gain * shade
         return self.generator(*args).float()
 
     def palette(self, image: Image.Image, x: int, y: int, k: int = DEFAULT_K, hints=None) -> list[str]:
