@@ -16,8 +16,7 @@ A second curve, over lightness, is fitted the same way on what the first leaves:
 shadows more colour than they have (on `photos/val` the least-squares scale after the share curve
 is about three quarters in the darkest tenth of pixels, against the midtones'), and on
 `photos_dev` that extra colour on dark road, foliage and walls was most of CamVid's loss to grey
-(docs/MODEL.md, "Stop 15"). It is scaled so that its largest gain is 1. A hinted photo's colours
-are the person's, so its shadows keep them as picked.
+(docs/MODEL.md, "Stop 15"). It is scaled so that its largest gain is 1.
 """
 import numpy as np
 import torch

@@ -248,7 +248,7 @@ class Colorizer:
                                  for i in members])
             # A network trained for accuracy predicts the expected colour, which is duller than any
             # real one where it is unsure; the gain (chosen on val) trades a little accuracy for life.
-            maps = self._hint_maps([hints[i] for i in members], (h, w), L_small.shape[-2:])
+            maps = self._hint_maps([hints[i] for i in members], (h, w), L_small)
             ab = self._predict(L_small, maps) * self.chroma
             if self.white_balance:
                 # Every hint is a colour the person knows, cast included: the more hints, the less balance.
@@ -272,14 +272,16 @@ class Colorizer:
                                     "colorize without hints, or load a model that takes them")
         return hints
 
-    def _hint_maps(self, hints, size, working):
+    def _hint_maps(self, hints, size, L_small):
         """The hint maps (B, 3, h, w) of images of one size, or None when none has a hint."""
         if not any(hints):
             return None
-        maps = torch.cat([hint_map(h or [], size, tuple(working)) for h in hints])
-        # The network's colour is multiplied by the chroma gain; a hint asks for its colour divided
-        # by it, so that (at vividness 1) a hinted colour comes out as picked, not `chroma` times stronger.
-        maps[:, :2] = (maps[:, :2] / self.chroma).clamp_(-1, 1)
+        maps = torch.cat([hint_map(h or [], size, tuple(L_small.shape[-2:])) for h in hints])
+        # The network's colour is multiplied by the chroma gain and by the lightness
+        # curve; a hint asks for its colour divided by both, so that (at vividness 1) a hinted colour
+        # comes out as picked, not stronger, nor duller in the shadows.
+        gain = self.chroma * (lightness_gain(self.certainty, L_small.cpu().float()) if self.certainty else 1.0)
+        maps[:, :2] = (maps[:, :2] / gain).clamp_(-1, 1)
         return maps
 
     def _predict(self, L_small, maps, **kwargs):
@@ -293,11 +295,7 @@ class Colorizer:
             # Hinted points come out as picked: the model is sure of them, where the share curve is 1.
             ab, logits = self.generator(*args, return_logits=True)
             gain = gain_map(self.generator, logits, self.certainty, L_small.shape[-2:])
-            shade = lightness_gain(self.certainty, args[0].float())
-            if maps is not None:  # a hinted photo's colours are the person's, in its shadows too
-                hinted = maps[:, 2:].flatten(1).amax(1).gt(0).view(-1, 1, 1, 1).to(shade.device)
-                shade = torch.where(hinted, torch.ones_like(shade), shade)
-            return ab.float() * gain * shade
+            return ab.float() * gain * lightness_gain(self.certainty, args[0].float())
         return self.generator(*args).float()
 
     def palette(self, image: Image.Image, x: int, y: int, k: int = DEFAULT_K, hints=None) -> list[str]:
@@ -324,7 +322,7 @@ class Colorizer:
                 upright = upright.convert("RGBA")
             upright = upright.resize((w // shrink, h // shrink), Image.Resampling.BOX)
         L_small = _small_lightness(_Pixels(upright), (hs, ws), torch.device("cpu"))
-        _, logits = self._predict(L_small, self._hint_maps([hints], (h, w), (hs, ws)), return_logits=True)
+        _, logits = self._predict(L_small, self._hint_maps([hints], (h, w), L_small), return_logits=True)
         cell = PaletteGrid.CELL
         rows, cols = -(-hs // cell), -(-ws // cell)
         p = torch.softmax(logits[0, :, :rows, :cols].cpu(), dim=0).flatten(1).T  # (cells, bins)

@@ -72,14 +72,6 @@ def test_the_lightness_curve_takes_the_colour_out_of_the_shadows(tiny_weights):
     L = color.rgb_to_lab(torch.from_numpy(to_rgb_array(photo)).permute(2, 0, 1)[None])[0][0, 0].add(1).mul(50)
     assert float(both[L < 25].mean()) > 1.0 and float(shaded[L < 25].max()) < 1.0
     assert torch.allclose(shaded[L > 45], both[L > 45], atol=1.0)
-    # A hinted photo's colours are the person's: its shadows keep theirs, in a batch with one that has none.
-    hint = [{"x": 90, "y": 24, "color": "#3050a0"}]
-    curved.certainty = {"neutral_chroma": 12.0, "share": [0.0, 1.0], "gain": [1.0, 1.0]}
-    as_picked = _chroma(curved.colorize(photo, hints=hint))[0]
-    curved.certainty.update(lightness=[30.0, 40.0], lightness_gain=[0.0, 1.0])
-    hinted, unhinted = [_chroma(im)[0] for im in curved.colorize_batch([photo, photo], hints=[hint, None])]
-    assert float(hinted[L < 25].mean()) > 1.0 and torch.allclose(hinted, as_picked, atol=0.5)
-    assert float(unhinted[L < 25].max()) < 1.0
 
 
 def test_a_model_without_a_colour_distribution_cannot_be_calibrated(tmp_path):

@@ -128,6 +128,34 @@ def test_the_hinted_colour_appears_near_the_hint_as_picked_and_not_far_away(chro
     assert ab[:, 200, 60].abs().max() < 0.01  # far away: still grey
 
 
+class SureHintEcho(HintEcho):
+    """HintEcho with a colour-bin head, so that the certainty curves apply to it."""
+
+    multiple = 4
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("bin_centers", ab_bin_centers())
+
+    def forward(self, L, hints=None, return_logits=False):
+        ab = super().forward(L, hints)
+        logits = L.new_zeros(L.shape[0], len(self.bin_centers), L.shape[2] // 4, L.shape[3] // 4)
+        return (ab, logits) if return_logits else ab
+
+
+def test_a_hinted_colour_in_the_shadows_comes_out_as_picked_though_the_lightness_curve_dulls_them():
+    curves = {"neutral_chroma": 12.0, "share": [0.0, 1.0], "gain": [1.0, 1.0],
+              "lightness": [20.0, 40.0], "lightness_gain": [0.5, 1.0]}
+    colorizer = Colorizer(SureHintEcho(), {}, "echo", torch.device("cpu"), size=64, chroma=1.6, certainty=curves)
+    shadow = Image.new("L", (256, 256), 70)  # L* 29: the curve's gain there is about 0.7
+    navy = "#1c2c6c"
+
+    ab = result_ab(colorizer.colorize(shadow, hints=[{"x": 128, "y": 128, "color": navy}]))
+
+    assert torch.allclose(ab[:, 128, 128], ab_of(navy), atol=0.03)
+    assert torch.allclose(ab[:, 126:131, 124:133].mean((1, 2)), ab_of(navy), atol=0.03)
+
+
 def test_vividness_zero_is_grey_and_two_is_more_colourful(colorizer):
     photo = synthetic_photo(4, size=(64, 64))
 

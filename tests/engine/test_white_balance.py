@@ -82,5 +82,12 @@ def test_hints_weaken_the_balance_of_their_photo(colorizers):
     casts = [_near_grey_cast(c.colorize(photo, hints=hints)).norm() for c in (plain, balancing, tripled)]
     assert casts[0] > casts[1] > casts[2] and casts[2] < casts[0] / 2
     with_hints, without = balancing.colorize_batch([photo, photo], hints=[hints, None])
-    assert np.array_equal(np.asarray(with_hints), np.asarray(balancing.colorize(photo, hints=hints)))
-    assert np.array_equal(np.asarray(without), np.asarray(balancing.colorize(photo)))
+    # Alone or in a batch, each photo gets its own strength (up to a level of rounding: the network's
+    # arithmetic differs a little with the batch's size).
+    assert _levels_apart(with_hints, balancing.colorize(photo, hints=hints)) <= 1
+    assert _levels_apart(without, balancing.colorize(photo)) <= 1
+    assert _levels_apart(with_hints, tripled.colorize(photo, hints=hints)) > 1
+
+
+def _levels_apart(a, b):
+    return int(np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max())
