@@ -277,9 +277,9 @@ class Colorizer:
         if not any(hints):
             return None
         maps = torch.cat([hint_map(h or [], size, tuple(L_small.shape[-2:])) for h in hints])
-        # The network's colour is multiplied by the chroma gain and by the lightness
-        # curve; a hint asks for its colour divided by both, so that (at vividness 1) a hinted colour
-        # comes out as picked, not stronger, nor duller in the shadows.
+        # The network's colour is multiplied by the chroma gain and by the lightness curve; a hint
+        # asks for its colour divided by both, so that (at vividness 1) a hinted colour comes out as
+        # picked, not `chroma` times stronger, nor duller in the shadows.
         gain = self.chroma * (lightness_gain(self.certainty, L_small.cpu().float()) if self.certainty else 1.0)
         maps[:, :2] = (maps[:, :2] / gain).clamp_(-1, 1)
         return maps
