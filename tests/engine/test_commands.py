@@ -1,6 +1,9 @@
 """The ML engineer's commands, run as `manage.py` runs them."""
+import os
+
 import numpy as np
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from PIL import Image
 
@@ -65,16 +68,21 @@ def test_evaluate_prints_ours_beside_no_colour(tmp_path, tiny_weights, capsys):
     call_command("evaluate_colorizer", weights=str(tmp_path / "shipped.safetensors"), data=str(folder), size=32)
     [as_shipped] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
     assert as_shipped.split("|")[2:] == rows[1].split("|")[2:]
-    assert meta["validation"][str(folder)]["images"] == 5
-    assert set(meta["validation"][str(folder)]["ours"]) >= {"psnr", "de2000", "auc"}
+    # Numbers are keyed by the folder relative to the repository, as ../shared/datasets/... is.
+    key = os.path.relpath(folder, settings.BASE_DIR)
+    assert meta["validation"][key]["images"] == 5
+    assert set(meta["validation"][key]["ours"]) >= {"psnr", "de2000", "auc"}
     # Shipped again after evaluating another folder, the file keeps both folders' numbers.
     other = tmp_path / "other"
     other.mkdir()
     synthetic_photo(9).save(other / "9.png")
     call_command("evaluate_colorizer", weights=str(tmp_path / "shipped.safetensors"), data=str(other), size=32,
                  ship=str(tmp_path / "shipped.safetensors"))
+    # The first folder again, named from the working directory: its entry is replaced, not doubled.
+    call_command("evaluate_colorizer", weights=str(tmp_path / "shipped.safetensors"), data=os.path.relpath(folder),
+                 size=32, ship=str(tmp_path / "shipped.safetensors"))
     _, meta = load_generator(tmp_path / "shipped.safetensors")
-    assert {k: v["images"] for k, v in meta["validation"].items()} == {str(folder): 5, str(other): 1}
+    assert {k: v["images"] for k, v in meta["validation"].items()} == {key: 5, os.path.relpath(other, settings.BASE_DIR): 1}
     assert meta["inference"] == {"size": 16, "temperature": 1.0, "chroma": 1.5,
                                                                          "certainty": None, "white_balance": None}
 
@@ -116,7 +124,7 @@ def test_evaluate_breaks_the_table_down_by_source_prefix(tmp_path, tiny_weights,
                  for line in out.splitlines() if line.startswith("| pa") or line.startswith("| pe")}
     assert by_source == {"paris": "3", "pets": "2"}
     _, meta = load_generator(tmp_path / "shipped.safetensors")
-    shipped = meta["validation"][str(folder)]["by source"]
+    shipped = meta["validation"][os.path.relpath(folder, settings.BASE_DIR)]["by source"]
     assert set(shipped) == {"paris", "pets"} and shipped["pets"]["images"] == 2
     assert shipped["pets"]["no colour"]["cf"] == 0.0 and "de2000" in shipped["paris"]["ours"]
 

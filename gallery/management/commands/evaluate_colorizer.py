@@ -1,5 +1,7 @@
 import itertools
 import json
+import os
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -121,9 +123,12 @@ class Command(BaseCommand):
             if temperature is None and hasattr(generator, "temperature"):
                 temperature = round(float(generator.temperature), 4)
             keyed = {} if "images" in previous else previous
+            # Keyed by the folder relative to the repository, so that one folder named two ways
+            # (../shared/... or /work/shared/...) keeps one entry.
+            folder = os.path.relpath(Path(opts["data"]).resolve(), settings.BASE_DIR)
             path = save_generator(opts["ship"], generator, meta["arch"], meta["config"],
                                   training=meta.get("training", {}),
-                                  validation={**keyed, str(opts["data"]): evaluated},
+                                  validation={**keyed, folder: evaluated},
                                   inference={"size": working_sizes[0], "temperature": temperature,
                                              "chroma": chromas[0], "certainty": colorizer.certainty,
                                              "white_balance": colorizer.white_balance})
