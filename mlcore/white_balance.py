@@ -32,5 +32,5 @@ def balanced(L: torch.Tensor, ab: torch.Tensor, strength: torch.Tensor | float,
     near_grey = (ab.norm(dim=1, keepdim=True) * color.AB_SCALE < neutral_chroma).to(ab.dtype)
     cast = (ab * near_grey).sum((2, 3), keepdim=True) / near_grey.sum((2, 3), keepdim=True).clamp_min(1)
     strength = torch.as_tensor(strength, dtype=ab.dtype, device=ab.device).reshape(-1, 1, 1, 1)
-    lit = ((L.to(ab.dtype) + 1) * 50 / SHADOWS).clamp(0, 1)  # L is normalised: L* / 50 - 1
+    lit = ((L.to(ab.dtype) + 1) * color.L_SCALE / SHADOWS).clamp(0, 1)
     return ab - strength * cast * lit
